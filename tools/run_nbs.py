@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Re-execute notebooks and save their outputs in place, so the docs site shows honest outputs.
+
+    python tools/run_nbs.py                      # every notebook in nbs/, in sidebar.yml order
+    python tools/run_nbs.py 03_model 04_training # some of them (names with or without .ipynb)
+
+Each notebook runs in a fresh Jupyter kernel (nbclient), from nbs/ as in JupyterLab, with the repository's
+package first on the path. Cells marked `#| eval: false` are skipped, as under nbdev_test. Where the
+notebooks' workspace is ($LLMPLAY_ROOT):
+    (default)        a fresh temporary folder per notebook: each notebook builds what it needs, as a learner
+                     starting from an empty workspace would, and nothing is left behind
+    --root DIR       one workspace DIR for all of them (later notebooks reuse what earlier ones built)
+    --keep-env       whatever $LLMPLAY_ROOT already says (or the notebooks' own default, the repo's top folder)
+By default the notebooks run at full size; --test sets IN_TEST=1 as nbdev_test does (tiny settings, fast).
+A notebook with an error is not saved. Saved notebooks are cleaned with nbdev_clean (outputs kept).
+"""
+from __future__ import annotations
+import argparse, os, subprocess, sys, tempfile, time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+NBS = TOP/'nbs'
+SKIP_TAG = 'skip-execution'  # nbclient's default skip_cells_with_tag
+
+
+def eval_false(src: str) -> bool:
+    "Whether a cell's `#|` options say `eval: false`."
+    return any(l.startswith('#|') and l[2:].replace(' ', '').lower().startswith('eval:false') for l in src.splitlines())
+
+
+def notebooks(names: list[str]) -> list[Path]:
+    "The notebooks named, or every notebook in sidebar.yml order (then any the sidebar does not list)."
+    if names: return [NBS/(n if n.endswith('.ipynb') else n + '.ipynb') for n in names]
+    sys.path.insert(0, str(TOP/'tools'))
+    from build_docs import sidebar
+    listed = [NBS/name for _, name in sidebar(NBS)]
+    return listed + [p for p in sorted(NBS.glob('*.ipynb')) if p not in listed and not p.name.startswith('_')]
+
+
+def run(nb_path: Path, root: str | None, timeout: int) -> float:
+    "Execute `nb_path` in a fresh kernel and save it with its outputs; returns the seconds it took."
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(nb_path, as_version=4)
+    skipped = []
+    for cell in nb.cells:
+        if cell.cell_type == 'code' and eval_false(cell.source):
+            tags = cell.metadata.setdefault('tags', [])
+            if SKIP_TAG not in tags: tags.append(SKIP_TAG); skipped.append(cell)
+    env = os.environ.copy()
+    if root is not None: env['LLMPLAY_ROOT'] = root
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(TOP), env.get('PYTHONPATH')]))
+    env['MPLBACKEND'] = 'module://matplotlib_inline.backend_inline'  # plots become outputs, whatever the shell says
+    t = time.time()
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(NBS)}},
+                            extra_arguments=['--log-level=ERROR'])  # not ipykernel's note on local TCP
+    saved_env = os.environ.copy()
+    os.environ.clear(); os.environ.update(env)  # the kernel inherits this process's environment
+    try: client.execute()
+    finally: os.environ.clear(); os.environ.update(saved_env)
+    for cell in skipped:
+        cell.metadata.tags.remove(SKIP_TAG)
+        if not cell.metadata.tags: del cell.metadata['tags']
+    tmp = nb_path.with_suffix('.ipynb.tmp')
+    nbformat.write(nb, tmp)
+    os.replace(tmp, nb_path)
+    return time.time() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('names', nargs='*', help='notebooks to run (default: all, in sidebar order)')
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument('--root', help='one workspace for every notebook (default: a fresh temp folder each)')
+    where.add_argument('--keep-env', action='store_true', help='keep $LLMPLAY_ROOT as it is')
+    ap.add_argument('--test', action='store_true', help='set IN_TEST=1, as nbdev_test does (tiny settings)')
+    ap.add_argument('--timeout', type=int, default=1800, help='seconds one cell may take (default 1800)')
+    a = ap.parse_args()
+    if a.test: os.environ['IN_TEST'] = '1'
+    else: os.environ.pop('IN_TEST', None)
+    failed = []
+    for nb in notebooks(a.names):
+        if not nb.exists(): print(f'run_nbs: {nb.name} does not exist', file=sys.stderr); failed.append(nb); continue
+        print(f'run_nbs: {nb.name} ...', flush=True)
+        try:
+            if a.keep_env: secs = run(nb, None, a.timeout)
+            elif a.root: secs = run(nb, str(Path(a.root).resolve()), a.timeout)
+            else:
+                with tempfile.TemporaryDirectory(prefix='llmplay-run-') as tmp: secs = run(nb, tmp, a.timeout)
+        except Exception as e:  # nbclient's CellExecutionError holds the traceback
+            print(f'run_nbs: {nb.name} FAILED, left unchanged:\n{e}', file=sys.stderr, flush=True)
+            failed.append(nb); continue
+        subprocess.run([str(Path(sys.executable).parent/'nbdev_clean'), '--fname', str(nb)], cwd=TOP, check=True)
+        print(f'run_nbs: {nb.name} saved with its outputs ({secs:.1f}s)', flush=True)
+    if failed: sys.exit(f'run_nbs: failed: {", ".join(p.name for p in failed)}')
+
+
+if __name__ == '__main__':
+    main()
