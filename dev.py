@@ -52,7 +52,7 @@ def main():
     if a.args[:1] == ['--']: a.args = a.args[1:]
     env = {**os.environ, 'PATH': f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}', 'VIRTUAL_ENV': str(VENV)}
     if a.task == 'run':
-        ensure_venv('playground')
+        ensure_venv('course')  # the package, the chat and JupyterLab: all a learner needs
         sh(BIN/'llmplay', 'run', *a.args, cwd=TOP, env=env)
     elif a.task == 'setup':
         ensure_venv('dev')
