@@ -1,0 +1,203 @@
+"""The chat in a real browser: `llmplay chat` serves it on 127.0.0.1, Debian's Chromium drives it through Playwright.
+
+Screenshots go to screenshots/ (chat.png, chat_compare.png, chat_stopped.png, chat_not_ready.png). The time from
+Enter to the first token on the page is printed; `LLMPLAY_BROWSER_WS=DIR` runs the tests on the workspace DIR
+instead of a tiny one, e.g. on a `small` model to measure that time for real.
+"""
+import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+from pathlib import Path
+
+import pytest
+
+from llmplay import pipeline
+from llmplay.workspace import Workspace
+
+TOP = Path(__file__).resolve().parent.parent
+SHOTS = TOP/'screenshots'
+LLMPLAY = Path(sys.executable).parent/'llmplay'  # the console script of this venv
+CHROMIUM = os.environ.get('LLMPLAY_CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
+# performance.now() at Enter in the chat input, and when the newest reply first shows a token
+FIRST_TOKEN_JS = """() => {
+  window.__enter = null; window.__token = null;
+  const input = document.querySelector('[data-testid=stChatInputTextArea]');
+  input.addEventListener('keydown', e => { if (e.key === 'Enter' && window.__enter === null) window.__enter = performance.now(); }, true);
+  const before = document.querySelectorAll('.lp-reply').length;
+  const seen = new MutationObserver(() => {
+    const replies = document.querySelectorAll('.lp-reply'), last = replies[replies.length - 1];
+    if (replies.length > before && last.textContent.length > (last.querySelector('.lp-echo')?.textContent.length || 0)) {
+      window.__token = performance.now(); seen.disconnect();
+    }
+  });
+  seen.observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    if root := os.environ.get('LLMPLAY_BROWSER_WS'): return Workspace.at(root)
+    ws = Workspace.at(tmp_path_factory.mktemp('browser'))
+    pipeline.run(ws, preset='tiny', source='sample', vocab_size=1024, log=lambda msg: None)
+    return ws
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Chat:
+    "`llmplay chat --root ROOT` on a free port of 127.0.0.1, in a process group of its own (stopped by its id)."
+    def __init__(self, root):
+        self.port = free_port()
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([str(LLMPLAY), 'chat', '--root', str(root), '--port', str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 60
+        while True:  # the health check answers before the script runs: the tests then wait for a real element
+            try:
+                with urllib.request.urlopen(self.url + '/_stcore/health', timeout=2) as r:
+                    if r.status == 200: break
+            except OSError: pass
+            assert self.proc.poll() is None, f'llmplay chat exited:\n{self.output()}'
+            assert time.time() < deadline, f'llmplay chat did not start within 60 s:\n{self.output()}'
+            time.sleep(0.3)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors='replace')
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+@pytest.fixture(scope='module')
+def server(workspace):
+    chat = Chat(workspace.root)
+    yield chat.url
+    chat.stop()
+
+
+@pytest.fixture(scope='module')
+def browser():
+    if not Path(CHROMIUM).exists() and not os.environ.get('CI'):
+        pytest.skip(f'no Chromium at {CHROMIUM} (apt-get install chromium)')
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_chat(browser, url, width=1280, height=900):
+    "A new browser session (its own context: cookies, tab, Streamlit session) on the chat, once it is drawn."
+    page = browser.new_context(viewport={'width': width, 'height': height}, accept_downloads=True).new_page()
+    page.goto(url)
+    page.get_by_test_id('stChatInputTextArea').wait_for(timeout=60000)
+    return page
+
+
+def send(page, text, replies=1) -> float:
+    "Type `text`, press Enter, wait until the reply is finished; the ms from Enter to its first token."
+    done = page.locator('.lp-meta').count() + replies
+    page.evaluate(FIRST_TOKEN_JS)
+    box = page.get_by_test_id('stChatInputTextArea')
+    box.fill(text)
+    box.press('Enter')
+    page.wait_for_function('window.__token !== null', timeout=60000)
+    page.wait_for_function(f"document.querySelectorAll('.lp-meta').length >= {done}", timeout=60000)
+    return page.evaluate('window.__token - window.__enter')
+
+
+def test_chat(server, browser):
+    SHOTS.mkdir(exist_ok=True)
+    page = open_chat(browser, server, height=1400)
+    assert 'base model' in page.locator('.lp-hero').inner_text().lower()
+    times = [send(page, p) for p in ['The history of', 'A list is', 'In 1905,']]
+    print(f'\nEnter to first token: {", ".join(f"{t:.0f}" for t in times)} ms (median {statistics.median(times):.0f} ms)')
+    assert statistics.median(times) < 1000
+    messages = page.get_by_test_id('stChatMessage')
+    assert messages.count() == 6
+    assert page.locator('.lp-reply').nth(0).inner_text().startswith('The history of')  # the prompt's end, then the reply
+    page.get_by_text('Token probabilities').click()
+    page.wait_for_function("document.querySelectorAll('.lp-reply.lp-probs').length === 3")  # every reply in colour
+    assert page.locator('.lp-legend').is_visible()
+    words = page.locator('.lp-reply').last.locator('.lp-tok').filter(has_text=re.compile(r'^\s?[A-Za-z]{3}'))
+    tok = words.nth(min(2, words.count() - 1))
+    tok.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 250)  # clear of the chat input, which stays at the bottom of the window
+    tok.hover()
+    tip = tok.locator('.lp-tip')
+    tip.wait_for(state='visible', timeout=5000)
+    assert tip.inner_text().startswith('p = ') and tip.locator('.lp-alt').count() >= 5
+    page.screenshot(path=str(SHOTS/'chat.png'))
+    # another browser session has its own, empty history, and its reply does not reach the first one
+    other = open_chat(browser, server)
+    assert other.get_by_test_id('stChatMessage').count() == 0
+    send(other, 'The ')
+    assert other.get_by_test_id('stChatMessage').count() == 2 and messages.count() == 6
+    other.context.close()
+    page.context.close()
+
+
+def test_stop_compare_save_and_load(server, browser, tmp_path):
+    page = open_chat(browser, server, width=1440)
+    page.locator('.st-key-max_new_tokens input[type=range]').focus()
+    page.keyboard.press('End')  # 1000 tokens: long enough to be stopped
+    page.wait_for_function("document.querySelector('.st-key-max_new_tokens').innerText.includes('1000')")
+    box = page.get_by_test_id('stChatInputTextArea')
+    box.fill('The ')
+    box.press('Enter')
+    page.locator('.lp-cursor').wait_for(timeout=60000)
+    page.screenshot(path=str(SHOTS/'chat_streaming.png'))  # Stop shows in the toolbar while a reply streams
+    page.get_by_role('button', name='Stop').click()
+    page.locator('.lp-stopped').wait_for(timeout=30000)
+    n = int(page.locator('.lp-meta').last.inner_text().split()[0])
+    assert 0 < n < 1000 and page.locator('.lp-cursor').count() == 0
+    page.screenshot(path=str(SHOTS/'chat_stopped.png'))
+    # compare: one prompt, three strategies side by side
+    page.locator('.st-key-max_new_tokens input[type=range]').focus()
+    page.keyboard.press('Home')
+    for _ in range(60): page.keyboard.press('ArrowRight')  # 61 tokens
+    page.get_by_text('Compare strategies').click()
+    page.get_by_text('Strategies', exact=True).wait_for()
+    send(page, 'A list is', replies=3)
+    assert page.locator('.lp-strategy').all_inner_texts()[-3:] == ['GREEDY', 'SIDEBAR SETTINGS', 'CREATIVE']
+    assert int(page.locator('.lp-meta').first.inner_text().split()[0]) == n  # the stopped reply got no more tokens
+    assert page.get_by_role('button', name='Stop').count() == 0 or not page.get_by_role('button', name='Stop').is_visible()
+    page.locator('.lp-strategy').last.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS/'chat_compare.png'))
+    # save the conversation, and load it in a new session
+    with page.expect_download() as download:
+        page.get_by_role('button', name='Save').click()
+    saved = tmp_path/'chat.json'
+    download.value.save_as(saved)
+    data = json.loads(saved.read_text())
+    assert data['format'] == 'llmplay-chat' and [m['role'] for m in data['messages']] == ['user', 'assistant'] * 2
+    assert data['messages'][1]['replies'][0]['stopped'] and len(data['messages'][3]['replies']) == 3
+    other = open_chat(browser, server)
+    other.get_by_role('button', name='Load').click()
+    other.locator('input[type=file]').set_input_files(saved)
+    other.locator('.lp-strategy').first.wait_for(timeout=30000)
+    assert other.get_by_test_id('stChatMessage').count() == 4 and other.locator('.lp-stopped').count() == 1
+    other.context.close()
+    page.context.close()
+
+
+def test_not_ready(browser, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    chat = Chat(tmp_path)
+    try:
+        page = browser.new_context(viewport={'width': 1280, 'height': 800}).new_page()
+        page.goto(chat.url)
+        page.get_by_role('button', name='Build').wait_for(timeout=60000)
+        assert f'llmplay run --root {tmp_path}' in page.get_by_test_id('stCode').first.inner_text()
+        assert 'state 0' in page.locator('.lp-hero-sub').inner_text()
+        page.screenshot(path=str(SHOTS/'chat_not_ready.png'))
+        page.context.close()
+    finally: chat.stop()
