@@ -47,7 +47,7 @@ def _vocab_error(e: RuntimeError, ws: Workspace, vocab_size: int) -> Exception:
                           f'characters of {ws.corpus}: it needs at least {m[1]}, e.g. {fix(m[1])}.')
     return e
 
-def train_tokenizer(ws: Workspace, vocab_size: int = 4096, num_threads: int | None = None, **options) -> Path:
+def train_tokenizer(ws: Workspace, vocab_size: int = 1024, num_threads: int | None = None, **options) -> Path:
     "Train a SentencePiece BPE tokenizer on `ws.corpus`; write `ws.tokenizer_vocab` and `ws.tokenizer_model`."
     lines = [line for doc in _documents(_corpus_bytes(ws)) for line in doc.split('\n') if line]
     if not lines: raise ValueError(f"{ws.corpus} has no text: collect a corpus with `{ws.command('collect')}`")

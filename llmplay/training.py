@@ -78,13 +78,13 @@ def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator
 class TrainConfig:
     "Every setting of a training run: model shape, optimisation, evaluation, checkpoints, stopping, device."
     # model (the vocabulary size comes from the tokenizer)
-    block_size: int = 128
+    block_size: int = 256
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 384
     dropout: float = 0.0
     # optimisation
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 2e-3
     min_lr: float = 2e-4
     warmup_steps: int = 50

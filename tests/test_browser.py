@@ -15,9 +15,6 @@ from llmplay.workspace import Workspace
 TOP = Path(__file__).resolve().parent.parent
 SHOTS = TOP/'screenshots'
 LLMPLAY = Path(sys.executable).parent/'llmplay'  # the console script of this venv
-CHROMIUM = os.environ.get('LLMPLAY_CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 # performance.now() at Enter in the chat input, and when the newest reply first shows a token
 FIRST_TOKEN_JS = """() => {
   window.__enter = null; window.__token = null;
@@ -81,17 +78,6 @@ def server(workspace):
     chat = Chat(workspace.root)
     yield chat.url
     chat.stop()
-
-
-@pytest.fixture(scope='module')
-def browser():
-    if not Path(CHROMIUM).exists() and not os.environ.get('CI'):
-        pytest.skip(f'no Chromium at {CHROMIUM} (apt-get install chromium)')
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def open_chat(browser, url, width=1280, height=900):

@@ -12,9 +12,6 @@ import pytest
 
 TOP = Path(__file__).resolve().parent.parent
 SHOTS = TOP/'screenshots'
-CHROMIUM = os.environ.get('LLMPLAY_CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 # what a reader must never see: Quarto cell options, Quarto link attributes, YAML front matter, nbdev keys
 RAW = [re.compile(p) for p in (r'#\|', r'\{target=', r'---\s*\ntitle:', r'\boutput-file:', r'has_sd',
                                r'\{\.callout')]
@@ -36,17 +33,6 @@ def site(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield out, f'http://127.0.0.1:{server.server_address[1]}/'
     server.shutdown(); server.server_close()
-
-
-@pytest.fixture(scope='module')
-def browser():
-    if not Path(CHROMIUM).exists() and not os.environ.get('CI'):
-        pytest.skip(f'no Chromium at {CHROMIUM} (apt-get install chromium)')
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def new_page(browser, base, width=1280, height=900):

@@ -18,9 +18,6 @@ TOP = Path(__file__).resolve().parent.parent
 NBS = TOP/'nbs'
 SHOTS = TOP/'screenshots'
 JUPYTER = Path(sys.executable).parent/'jupyter'
-CHROMIUM = os.environ.get('LLMPLAY_CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 TOKEN = 'llmplay-test-token'
 NOTEBOOKS = sorted(p.name for p in NBS.glob('*.ipynb') if not p.name.startswith('_'))
 RUN_TIMEOUT = 420  # seconds for one notebook's run-all
@@ -149,17 +146,6 @@ def shutdown_kernels(base):
     req = lambda path, method='GET': urllib.request.Request(f'{base}{path}?token={TOKEN}', method=method)
     with urllib.request.urlopen(req('/api/sessions'), timeout=10) as r: sessions = json.load(r)
     for s in sessions: urllib.request.urlopen(req(f'/api/sessions/{s["id"]}', 'DELETE'), timeout=30).close()
-
-
-@pytest.fixture(scope='module')
-def browser():
-    if not Path(CHROMIUM).exists() and not os.environ.get('CI'):
-        pytest.skip(f'no Chromium at {CHROMIUM} (apt-get install chromium)')
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 OPENED = '''name => {
