@@ -9,7 +9,7 @@ Cells nbdev_test never runs (`#| eval: false`, the `tst_flags` cells) become raw
 network or are slow by design. A deliberately broken notebook, only in the copy, proves a failing cell is caught.
 A screenshot of 02_tokenizer goes to screenshots/jupyterlab_02_tokenizer.png.
 """
-import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,8 +47,10 @@ def skipped_by_nbdev_test(source: str, flags: list[str]) -> bool:
 
 
 def copy_notebooks(dest: Path, flags: list[str]):
-    "Copy the notebooks to `dest`, turning the cells nbdev_test skips into raw cells (kept visible, never run)."
+    "Copy the notebooks (and the data folders beside them) to `dest`, turning the cells nbdev_test skips into raw cells."
     dest.mkdir(parents=True)
+    for d in NBS.iterdir():  # e.g. bench/: measurements a notebook plots
+        if d.is_dir() and not d.name.startswith(('.', '_')): shutil.copytree(d, dest/d.name)
     for name in NOTEBOOKS:
         nb = json.loads((NBS/name).read_text())
         for c in nb['cells']:
