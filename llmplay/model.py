@@ -227,4 +227,9 @@ def for_inference(model: GPTModel, precision: str = 'auto') -> GPTModel:
     weights = next(model.parameters())
     if precision == 'auto': precision = 'bf16' if weights.device.type == 'cpu' and cpu_has_fast_bf16() else 'fp32'
     if precision == 'fp32' or weights.dtype == torch.bfloat16: return model.eval()
-    return copy.deepcopy(model).to(torch.bfloat16).eval()
+    # one copy per state of the weights: every in-place update (an optimizer step, load_state_dict) bumps a version
+    key = (weights.device, tuple(p._version for p in model.parameters()))
+    if getattr(model, '_bf16', (None,))[0] != key:
+        model.__dict__.pop('_bf16', None)  # not into the copy
+        model._bf16 = (key, copy.deepcopy(model).to(torch.bfloat16).eval())
+    return model._bf16[1]
