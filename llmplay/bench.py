@@ -15,8 +15,8 @@ import torch
 from .workspace import DOC_SEP, Workspace, atomic_write
 from .model import GPTConfig, GPTModel, cpu_has_fast_bf16, for_inference
 from .tokenizer import Tokenizer, _documents, load_tokens, tokenize_corpus, train_tokenizer
-from .training import (autocast, list_checkpoints, load_checkpoint, make_config, make_optimizer,
-                              pick_precision, text_bits_per_byte, train)
+from .training import (list_checkpoints, load_checkpoint, make_config, make_optimizer, pick_precision,
+                              text_bits_per_byte, train, training_step)
 
 # %% auto #0
 __all__ = ['SHAPES', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul', 'Shape',
@@ -120,13 +120,7 @@ def train_step(shape: Shape, precision: str, dropout: float = 0.0, seed: int = 0
     model = shape.model(dropout)
     opt = make_optimizer(model, make_config('small'))
     x, y = (torch.randint(shape.vocab_size, (shape.batch_size, shape.block_size)) for _ in range(2))
-    def step():
-        with autocast('cpu', precision): _, loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return step, model
+    return (lambda: training_step(model, opt, x, y, 'cpu', precision)), model
 
 # %% ../nbs/08_benchmark.ipynb #46ad48d5
 def bench_training(shape: Shape | str, precisions=('fp32', 'bf16'), repeats: int = 10, peak_n: int = 2048) -> list[dict]:

@@ -24,8 +24,8 @@ __all__ = ['PRESETS', 'CKPT_KEYS', 'RUN_SETTINGS', 'MODEL_KEYS', 'get_batch', 'T
            'batches', 'TrainConfig', 'make_config', 'pick_device', 'pick_precision', 'autocast', 'seed_everything',
            'make_optimizer', 'lr_at', 'bytes_per_token', 'evaluate', 'text_bits_per_byte', 'sample_text',
            'checkpoint_path', 'list_checkpoints', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint',
-           'save_model', 'resume_problem', 'train', 'load_model', 'check_model', 'restore_from_checkpoint',
-           'training_unfinished', 'read_train_log']
+           'save_model', 'resume_problem', 'training_step', 'train', 'load_model', 'check_model',
+           'restore_from_checkpoint', 'training_unfinished', 'read_train_log']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -298,6 +298,17 @@ def resume_problem(ckpt: dict, cfg: TrainConfig, gpt_config: GPTConfig, tokenize
     diff = [k for k in new if k not in RUN_SETTINGS and k in old and old[k] != new[k]]
     return 'its settings differ: ' + ', '.join(f'{k} {old[k]!r} -> {new[k]!r}' for k in diff) if diff else ''
 
+# %% ../nbs/04_training.ipynb #9218d64e
+def training_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, device: str, precision: str,
+                  grad_clip: float = 1.0) -> torch.Tensor:
+    "One optimisation step on the batch `(x, y)`: forward (bf16 autocast if asked), backward, clip, AdamW; the loss."
+    with autocast(device, precision): _, loss = model(x, y)
+    loss.backward()
+    if grad_clip: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
 # %% ../nbs/04_training.ipynb #983c0376
 def train(ws: Workspace, cfg: TrainConfig, progress: bool = True, callback=None, resume: bool = True) -> dict:
     "Train a GPT on `ws`'s tokens with `cfg`, resuming from the latest matching checkpoint; a summary of the run."
@@ -386,11 +397,7 @@ def train(ws: Workspace, cfg: TrainConfig, progress: bool = True, callback=None,
             for group in opt.param_groups: group['lr'] = lr
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device, precision): _, loss = model(x, y)
-            loss.backward()
-            if cfg.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            loss = training_step(model, opt, x, y, device, precision, cfg.grad_clip)
             run['step'] += 1
             iv_loss += loss.detach(); iv_steps += 1
             iv_time += time.perf_counter() - t0
