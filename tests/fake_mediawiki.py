@@ -77,12 +77,12 @@ class FakeMediaWiki:
             elif url.path != '/w/api.php': status, headers, body = 404, {'Content-Type': 'text/html'}, b'Not Found'
             else: status, headers, body = 200, {'Content-Type': 'application/json; charset=utf-8'}, self.answer(params)
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            handler.send_response(status)
-            for k, v in {**headers, 'Content-Length': str(len(data))}.items(): handler.send_header(k, v)
-            handler.end_headers()
-            handler.wfile.write(data)
-        finally:
+        finally:  # done before the answer goes out: a client that waits for it cannot overlap this request
             with self.lock: self.in_flight -= 1
+        handler.send_response(status)
+        for k, v in {**headers, 'Content-Length': str(len(data))}.items(): handler.send_header(k, v)
+        handler.end_headers()
+        handler.wfile.write(data)
 
     # --- the API ---
     def answer(self, p):
