@@ -19,8 +19,8 @@ from .training import (list_checkpoints, load_checkpoint, make_config, make_opti
                               text_bits_per_byte, train, training_step)
 
 # %% auto #0
-__all__ = ['SHAPES', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul', 'Shape',
-           'flops_per_token', 'train_step', 'bench_training', 'peak_rss_mb', 'bench_generation', 'split_text',
+__all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
+           'Shape', 'flops_per_token', 'train_step', 'bench_training', 'peak_rss_mb', 'bench_generation', 'split_text',
            'held_out_workspace', 'quality_run', 'in_subprocess', 'step_seconds', 'sweep', 'run_benchmarks',
            'format_row', 'format_table', 'parse_args', 'main']
 
@@ -114,37 +114,44 @@ def flops_per_token(model: GPTModel) -> int:
     c = model.config
     return 6 * model.num_params() + 12 * c.n_layer * c.block_size * c.n_embd
 
-def train_step(shape: Shape, precision: str, dropout: float = 0.0, seed: int = 0):
-    "A function doing one training step of a fresh model of `shape` in `precision`, and the model."
+def train_step(shape: Shape, precision: str, dropout: float = 0.0, seed: int = 0, compile: bool = False):
+    "A function doing one training step of a fresh model of `shape` in `precision` (under `torch.compile` if asked), and the model."
     torch.manual_seed(seed)
     model = shape.model(dropout)
     opt = make_optimizer(model, make_config('small'))
     x, y = (torch.randint(shape.vocab_size, (shape.batch_size, shape.block_size)) for _ in range(2))
-    return (lambda: training_step(model, opt, x, y, 'cpu', precision)), model
+    step_model = torch.compile(model) if compile else model  # compiles on the first call
+    return (lambda: training_step(step_model, opt, x, y, 'cpu', precision)), model
 
 # %% ../nbs/08_benchmark.ipynb #46ad48d5
-def bench_training(shape: Shape | str, precisions=('fp32', 'bf16'), repeats: int = 10, peak_n: int = 2048) -> list[dict]:
-    "Training tokens/s and % of the same-run matmul peak at `shape`, one row per precision."
+def bench_training(shape: Shape | str, precisions=('fp32', 'bf16'), repeats: int = 10, peak_n: int = 2048,
+                   compile: bool = False) -> list[dict]:
+    "Training tokens/s and % of the same-run matmul peak at `shape`, one row per precision (and per compiled precision)."
     shape = Shape.parse(shape)
     precisions = list(dict.fromkeys(pick_precision(p, 'cpu') for p in precisions))
+    cases = [(p, c) for p in precisions for c in ([False, True] if compile else [False])]
     fns, flops = {}, {}
     for p in ('fp32', 'bf16'):
         fns[f'peak {p}'], flops[f'peak {p}'] = matmul(torch.float32 if p == 'fp32' else torch.bfloat16, peak_n)
-    for p in precisions:
-        fns[p], model = train_step(shape, p)
-        flops[p] = flops_per_token(model) * shape.batch_size * shape.block_size
+    for p, c in cases:
+        fns[p, c], model = train_step(shape, p, compile=c)
+        flops[p, c] = flops_per_token(model) * shape.batch_size * shape.block_size
     with OthersLoad() as load: med = interleaved_medians(fns, repeats)
     rows = []
-    for p in precisions:
-        rate, peak = flops[p] / med[p] / 1e9, flops[f'peak {p}'] / med[f'peak {p}'] / 1e9
-        rows.append({'bench': 'train', 'shape': str(shape), 'precision': p, 'ms_per_step': med[p] * 1e3,
-                     'tokens_per_s': shape.batch_size * shape.block_size / med[p], 'gflops': rate,
+    for p, c in cases:
+        rate, peak = flops[p, c] / med[p, c] / 1e9, flops[f'peak {p}'] / med[f'peak {p}'] / 1e9
+        rows.append({'bench': 'train', 'shape': str(shape), 'precision': p, 'compiled': c, 'ms_per_step': med[p, c] * 1e3,
+                     'tokens_per_s': shape.batch_size * shape.block_size / med[p, c], 'gflops': rate,
                      'peak_gflops': peak, 'pct_of_peak': 100 * rate / peak, 'others_load': load.share})
     return rows
 
 # %% ../nbs/08_benchmark.ipynb #d2b56437
 def peak_rss_mb() -> float:
     "Peak resident memory of this process so far, in MB."
+    try:  # Linux: the high-water mark of this process's own memory (ru_maxrss counts the parent's too after fork + exec)
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == 'darwin' else rss / 1024  # bytes on macOS, KB on Linux
 
@@ -190,6 +197,8 @@ def held_out_workspace(root, text: str, vocab_size: int | None = None) -> tuple[
     n_val = len(tokens) - 1 - np.flatnonzero(tokens == Tokenizer.load(ws).eos_id)[train_docs - 1]
     return ws, val_text, float((n_val + 0.5) / len(tokens))
 
+RECIPE = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'min_lr', 'weight_decay', 'dropout', 'rope')
+
 def quality_run(text_file, time_budget: float = 300, vocab_size: int | None = None, preset: str = 'small',
                 **overrides) -> dict:
     "Train `preset` (with `overrides`) for `time_budget` s on the first 90% of `text_file`; bits per character on the rest."
@@ -205,7 +214,7 @@ def quality_run(text_file, time_budget: float = 300, vocab_size: int | None = No
         r = text_bits_per_byte(model, tok, val_text)
     bits = r['bits_per_byte'] * r['bytes']
     return {'bench': 'quality', 'text_file': str(text_file), 'time_budget': time_budget, 'preset': preset,
-            'vocab_size': tok.vocab_size, **overrides, 'bits_per_char': bits / len(val_text),
+            'vocab_size': tok.vocab_size, **{k: getattr(cfg, k) for k in RECIPE}, **overrides, 'bits_per_char': bits / len(val_text),
             'bits_per_byte': r['bits_per_byte'], 'val_chars': len(val_text), 'chars_per_token': len(val_text) / r['tokens'],
             'steps': summary['step'], 'tokens_per_s': summary['tokens_per_s'], 'precision': summary['precision'],
             'n_params': summary['n_params'], 'train_seconds': summary['elapsed'], 'peak_rss_mb': peak_rss_mb()}
@@ -259,9 +268,9 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
     rows, only = [], set(a.only.split(','))
     if 'train' in only:
         for shape in a.shapes.split(','):
-            for r in bench_training(shape, a.precision.split(','), a.repeats):
+            for r in bench_training(shape, a.precision.split(','), a.repeats, compile=a.compile):
                 rows.append(r | {'command': _command('--only', 'train', '--shapes', r['shape'], '--precision', r['precision'],
-                                                     '--repeats', a.repeats)})
+                                                     '--repeats', a.repeats, *(['--compile'] if r['compiled'] else []))})
     if 'generate' in only:
         lengths = [int(n) for n in a.gen_tokens.split(',')]
         for r in in_subprocess(bench_generation, shape=a.gen_shape, lengths=lengths, repeats=a.gen_repeats, precision=a.gen_precision):
@@ -281,7 +290,7 @@ def _others(r): return '' if r.get('others_load') is None else f"; others used {
 def format_row(r: dict) -> tuple[str, str, str]:
     "The setting, result and detail columns of a benchmark row."
     if r['bench'] == 'train':
-        return (f"train {r['shape']} {r['precision']}", f"{r['tokens_per_s']:,.0f} tokens/s ({r['ms_per_step']:.1f} ms/step)",
+        return (f"train {r['shape']} {r['precision']}{' compiled' if r.get('compiled') else ''}", f"{r['tokens_per_s']:,.0f} tokens/s ({r['ms_per_step']:.1f} ms/step)",
                 f"{r['gflops']:,.0f} GFLOP/s = {r['pct_of_peak']:.0f}% of the {r['precision']} peak {r['peak_gflops']:,.0f}{_others(r)}")
     if r['bench'] == 'generate':
         return (f"generate {r['shape']} {r['precision']}, {r['new_tokens']} tokens, {'cached' if r['cache'] else 'no cache'}",
@@ -303,6 +312,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--shapes', default='baby,shakespeare_char', help='training shapes: names or L/H/C/T/B, comma-separated')
     p.add_argument('--precision', default='fp32,bf16', help='training precisions: fp32, bf16, auto (comma-separated)')
     p.add_argument('--repeats', type=int, default=10, help='timed training steps per precision (median)')
+    p.add_argument('--compile', action='store_true', help='also time the training steps under torch.compile (needs a C++ compiler)')
     p.add_argument('--gen-shape', default='shakespeare_char', help='generation shape: a name or L/H/C/T')
     p.add_argument('--gen-tokens', default='256,512', help='numbers of new tokens (comma-separated)')
     p.add_argument('--gen-repeats', type=int, default=3, help='timed generations per case (median)')

@@ -11,8 +11,9 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # %% auto #0
-__all__ = ['GPTConfig', 'KVCache', 'explicit_attention', 'CausalSelfAttention', 'MLP', 'Block', 'top_k_filter', 'top_p_filter',
-           'sample_next', 'GPTModel', 'Decoder', 'param_table', 'cpu_has_fast_bf16', 'for_inference']
+__all__ = ['GPTConfig', 'KVCache', 'explicit_attention', 'rope_angles', 'apply_rope', 'CausalSelfAttention', 'MLP', 'Block',
+           'top_k_filter', 'top_p_filter', 'sample_next', 'GPTModel', 'Decoder', 'param_table', 'cpu_has_fast_bf16',
+           'for_inference']
 
 # %% ../nbs/03_model.ipynb #9d645f2e
 @dataclass
@@ -25,6 +26,7 @@ class GPTConfig:
     n_embd: int
     dropout: float = 0.0
     bias: bool = False
+    rope: bool = False  # rotary position embeddings; False: a learned vector per position, as GPT-2
 
 # %% ../nbs/03_model.ipynb #4e6f305e
 class KVCache:
@@ -56,6 +58,19 @@ def explicit_attention(q, k, v, dropout_p: float = 0.0):
     att = F.dropout(att.softmax(-1), dropout_p) if dropout_p else att.softmax(-1)
     return (att @ v.reshape(B * H, S, hd)).view(B, H, T, hd)
 
+# %% ../nbs/03_model.ipynb #80babafc
+def rope_angles(head_dim: int, n_positions: int, base: float = 10000.0):
+    "cos and sin (n_positions, head_dim / 2) of the rotary angles: position t times one frequency per pair of dimensions."
+    freqs = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(n_positions, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+def apply_rope(x, cos, sin):
+    "`x` (B, H, T, hd) with dimensions i and i + hd/2 of each position rotated by its angle (`cos`, `sin`: (T, hd/2))."
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # bf16 stays bf16 under autocast
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
 # %% ../nbs/03_model.ipynb #7a04c318
 class CausalSelfAttention(nn.Module):
     "Multi-head self-attention where each position sees only itself and earlier positions."
@@ -67,10 +82,11 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
 
-    def forward(self, x, cache: KVCache | None = None):
+    def forward(self, x, cache: KVCache | None = None, rope=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None: k, v = cache.update(self.layer, k, v)
         dropout_p = self.dropout if self.training else 0.0
         if q.device.type == 'cpu' and q.dtype == torch.bfloat16 and T > 1: y = explicit_attention(q, k, v, dropout_p)
@@ -103,8 +119,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache: KVCache | None = None):
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(self, x, cache: KVCache | None = None, rope=None):
+        x = x + self.attn(self.ln_1(x), cache, rope)
         return x + self.mlp(self.ln_2(x))
 
 # %% ../nbs/03_model.ipynb #c0756d8e
@@ -139,7 +155,11 @@ class GPTModel(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = None if config.rope else nn.Embedding(config.block_size, config.n_embd)
+        if config.rope:  # not weights: computed, never saved
+            cos, sin = rope_angles(config.n_embd // config.n_head, config.block_size)
+            self.register_buffer('rope_cos', cos, persistent=False)
+            self.register_buffer('rope_sin', sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
@@ -156,7 +176,7 @@ class GPTModel(nn.Module):
     def num_params(self, non_embedding=True) -> int:
         "Number of parameters; `non_embedding` leaves out the position embeddings (the token ones are the head)."
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        return n - self.wpe.weight.numel() if non_embedding and self.wpe is not None else n
 
     def new_cache(self, batch_size: int) -> KVCache:
         "An empty KV cache for `batch_size` sequences, on the model's device and dtype."
@@ -168,9 +188,11 @@ class GPTModel(nn.Module):
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f'sequence of {start + T} tokens is longer than block_size {self.config.block_size}')
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        for block in self.blocks: x = block(x, cache)
+        x = self.wte(idx)
+        if self.wpe is not None: x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+        rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if self.config.rope else None
+        x = self.drop(x)
+        for block in self.blocks: x = block(x, cache, rope)
         if cache is not None: cache.pos += T
         x = self.ln_f(x)
         if targets is None: return self.lm_head(x[:, [-1]]), None

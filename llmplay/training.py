@@ -83,13 +83,14 @@ class TrainConfig:
     n_head: int = 4
     n_embd: int = 384
     dropout: float = 0.0
+    rope: bool = True  # rotary positions (False: a learned vector per position)
     # optimisation
     batch_size: int = 16
     lr: float = 2e-3
-    min_lr: float = 2e-4
+    min_lr: float = 0.0
     warmup_steps: int = 50
     max_steps: int = 1200
-    weight_decay: float = 0.1
+    weight_decay: float = 2.0
     grad_clip: float = 1.0
     betas: tuple = (0.9, 0.99)
     # evaluation, logging, checkpoints
@@ -126,7 +127,7 @@ PRESETS = {
                         ckpt_interval=20, keep_checkpoints=2, time_budget=None, sample_tokens=16),
     'small': TrainConfig(),
     'gpu': TrainConfig(block_size=1024, n_layer=12, n_head=12, n_embd=768, dropout=0.0, batch_size=16, lr=6e-4,
-                       min_lr=6e-5, warmup_steps=500, max_steps=20000, betas=(0.9, 0.95), eval_interval=500,
+                       min_lr=6e-5, warmup_steps=500, max_steps=20000, weight_decay=0.1, betas=(0.9, 0.95), eval_interval=500,
                        eval_steps=50, log_interval=50, ckpt_interval=1000, time_budget=None),
 }
 
@@ -325,7 +326,7 @@ def train(ws: Workspace, cfg: TrainConfig, progress: bool = True, callback=None,
 
     seed_everything(cfg.seed)
     gpt_config = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope)
     model = GPTModel(gpt_config).to(device)
     opt = make_optimizer(model, cfg)
     sampler_rng = torch.Generator().manual_seed(cfg.seed)
