@@ -267,7 +267,9 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     ws = Workspace.at(a.root)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C: training saves a checkpoint
+        # Ctrl-C and `kill` stop cleanly (training saves a checkpoint), also when a shell started us as a
+        # background job, which ignores SIGINT
+        for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, _interrupt)
     try: a.fn(ws, a)
     except KeyboardInterrupt:
         print('\ninterrupted: run the same command again to pick up from the last checkpoint', file=sys.stderr)
