@@ -90,6 +90,7 @@ class Shape:
     block_size: int
     batch_size: int = 1
     vocab_size: int = 65
+    rope: bool = False  # nanoGPT's shapes have learned positions
 
     @classmethod
     def parse(cls, s: str) -> Shape:
@@ -105,7 +106,7 @@ class Shape:
     def __str__(self): return f'{self.n_layer}/{self.n_head}/{self.n_embd}/{self.block_size}/{self.batch_size}'
 
     def model(self, dropout: float = 0.0) -> GPTModel:
-        return GPTModel(GPTConfig(self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd, dropout))
+        return GPTModel(GPTConfig(self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd, dropout, rope=self.rope))
 
 SHAPES = {'baby': Shape(4, 4, 128, 64, 12), 'shakespeare_char': Shape(6, 6, 384, 256, 16)}  # nanoGPT's configs
 
@@ -234,7 +235,7 @@ def step_seconds(candidate: dict, preset: str = 'small', repeats: int = 5, max_o
     c = dict(candidate)
     vocab = c.pop('vocab_size', None) or inspect.signature(train_tokenizer).parameters['vocab_size'].default
     cfg = make_config(preset, **c)
-    shape = Shape(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.batch_size, vocab)
+    shape = Shape(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.batch_size, vocab, cfg.rope)
     step = train_step(shape, pick_precision(cfg.precision, 'cpu'), cfg.dropout)[0]
     for _ in range(tries):  # retry while other programs take more than `max_others` of the machine
         with OthersLoad() as load: t = interleaved_medians({'step': step}, repeats, warmup=1)['step']
