@@ -12,10 +12,17 @@ Where Quarto is installed, `nbdev_docs` builds the standard nbdev site from the 
    course's groups and the page's sections, title, description, previous/next) and tools/docs/site.css.
 3. Links between notebooks (`01_data.ipynb`, `01_data.html`, and nbdev's links to the hosted site) point
    to the built pages; heading ids follow Quarto's, so `page.html#symbol` links land where they should.
+4. Search, offline: `search-index.js` holds every page's sections (page, heading, anchor, the section's prose,
+   API docs and code as plain text, no outputs); tools/docs/site.js searches it in the browser (the box in the
+   sidebar, "/" to focus it) and gives every code block a copy button.
 """
 from __future__ import annotations
 import argparse, html, json, os, re, shutil, sys, tempfile, time, warnings
+from html.parser import HTMLParser
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cells import cell_options  # noqa: E402
 
 TOP = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent/'docs'
@@ -159,15 +166,8 @@ def math_md(md: str) -> str:
 
 
 def directives(src: str) -> tuple[dict, str]:
-    "The leading `#| key: value` cell options and the source without any `#|` line."
-    opts, lines = {}, src.splitlines()
-    for l in lines:
-        if not l.startswith('#|'):
-            if l.strip(): break
-            continue
-        k, _, v = l[2:].partition(':')
-        opts[k.strip()] = v.strip().lower()
-    return opts, '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
+    "The leading `#| key: value` cell options and the source without them."
+    return cell_options(src)
 
 
 def front_matter(cell) -> dict:
@@ -322,6 +322,103 @@ def has_math(body: str) -> bool:
     return bool(_re_math.search(re.sub(r'<[^>]+>', '', text)))
 
 
+# --- the search index ---------------------------------------------------------------------------------
+
+SEARCH_TEXT_MAX = 5000  # characters of a section's text the index keeps (its heading and page title always)
+SEARCH_VAR = 'llmplaySearchIndex'  # search-index.js sets window.<this>; a <script> loads it also from file://
+
+
+class _Sections(HTMLParser):
+    """A page body cut at its headings: the text before the first heading, then each `<hN id>` with the text
+    after it. Kept: prose, code, and markdown outputs (the API docs); dropped: other outputs (logs, tables,
+    widgets), math (MathML reads as noise), scripts, styles, anchor `#`s and `source` links."""
+    VOID = {'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr'}
+    INLINE = {'a', 'abbr', 'b', 'cite', 'code', 'em', 'i', 'kbd', 'mark', 'q', 's', 'small', 'span', 'strong',
+              'sub', 'sup', 'u', 'var'}
+    SKIP = {'script', 'style', 'math', 'svg', 'button', 'template', 'noscript', 'textarea', 'select'}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.skip, self.in_heading = [], 0, None  # open elements (tag, skipped)
+        self.sections = [dict(level=1, anchor='', heading=[], text=[])]
+
+    def handle_starttag(self, tag, attrs, void=False):
+        a = dict(attrs)
+        cls = (a.get('class') or '').split()
+        skipped = (tag in self.SKIP or 'anchor-link' in cls or
+                   ('jp-OutputArea-output' in cls and 'jp-RenderedMarkdown' not in cls) or
+                   (tag == 'a' and bool(re.search(r'/blob/[^#]+#L\d+$', a.get('href') or ''))))  # show_doc's "source"
+        if tag not in self.INLINE: self.data(' ')
+        if re.fullmatch(r'h[1-6]', tag) and a.get('id') and not self.skip and not self.in_heading:
+            self.sections.append(dict(level=int(tag[1]), anchor=a['id'], heading=[], text=[]))
+            self.in_heading = tag
+        if void or tag in self.VOID: return
+        self.stack.append((tag, skipped))
+        self.skip += skipped
+
+    def handle_startendtag(self, tag, attrs): self.handle_starttag(tag, attrs, void=True)
+
+    def handle_endtag(self, tag):
+        if tag == self.in_heading: self.in_heading = None
+        if tag not in self.INLINE: self.data(' ')
+        if not any(t == tag for t, _ in self.stack): return  # a stray end tag
+        while self.stack:
+            t, skipped = self.stack.pop()
+            self.skip -= skipped
+            if t == tag: break
+
+    def handle_data(self, data): self.data(data)
+
+    def data(self, text):
+        if not self.skip: self.sections[-1]['heading' if self.in_heading else 'text'].append(text)
+
+
+def plain(html_text: str) -> str:
+    "Text of a fragment of HTML, whitespace collapsed."
+    return ' '.join(html.unescape(re.sub(r'<[^>]+>', ' ', html_text)).split())
+
+
+def trim(text: str, n: int) -> str:
+    "At most about `n` characters of `text`, cut at a space."
+    return text if len(text) <= n else text[:n].rsplit(' ', 1)[0]
+
+
+def page_sections(body: str, title: str, description: str = '') -> list[dict]:
+    """The sections of one page for the search index: level, anchor (the heading's id; '' for the text above
+    the first heading, whose heading is the page's title), heading, text. Text is plain and trimmed."""
+    parser = _Sections()
+    parser.feed(body); parser.close()
+    out = []
+    for i, s in enumerate(parser.sections):
+        text = ' '.join(''.join(s['text']).split())
+        heading = ' '.join(''.join(s['heading']).split())
+        if i == 0: heading, text = title, ' '.join(filter(None, [description, text]))  # the page itself
+        out.append(dict(level=s['level'], anchor=s['anchor'], heading=heading, text=trim(text, SEARCH_TEXT_MAX)))
+    return out
+
+
+def search_index(pages: list[dict], bodies: list[str]) -> dict:
+    """The site's search index: `pages` (file and plain title, in sidebar order) and `sections`, each with its
+    `page` (position in `pages`), `level`, `anchor`, `heading` and `text`. A hit links to `file#anchor`."""
+    index = {'pages': [], 'sections': []}
+    for i, (p, body) in enumerate(zip(pages, bodies)):
+        title = plain(inline_md(p['title']))
+        index['pages'].append({'file': p['file'], 'title': title})
+        index['sections'] += [{'page': i, **s} for s in page_sections(body, title, plain(inline_md(p['description'] or '')))]
+    return index
+
+
+def search_index_js(index: dict) -> str:
+    "search-index.js: the index as a script (a <script> loads it from file:// too, where fetch() cannot)."
+    data = json.dumps(index, ensure_ascii=False, separators=(',', ':')).replace('</', '<\\/')
+    return f'window.{SEARCH_VAR} = {data};\n'
+
+
+def read_search_index(js: str) -> dict:
+    "The index from search-index.js's text."
+    return json.loads(js.split('=', 1)[1].strip().rstrip(';'))
+
+
 MATHJAX = ('<script>window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]]}};</script>\n'
            '<script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>')
 
@@ -379,6 +476,9 @@ def build(out: Path = TOP/'_docs', force=False) -> tuple[list[Path], list[str]]:
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
     (out/'site.css').write_text(site_css(), encoding='utf-8')
+    shutil.copy2(ASSETS/'site.js', out/'site.js')
+    index = search_index(pages, bodies)
+    (out/'search-index.js').write_text(search_index_js(index), encoding='utf-8')
     site_title = cfg.get('title', cfg.lib_name)
     written = []
     for i, (p, body) in enumerate(zip(pages, bodies)):
@@ -401,6 +501,8 @@ def build(out: Path = TOP/'_docs', force=False) -> tuple[list[Path], list[str]]:
     (out/'.nojekyll').touch()
     print(f'build_docs: {len(written)} pages in {out} ({t1 - t0:.1f}s processing notebooks, '
           f'{time.time() - t1:.1f}s HTML): ' + ', '.join(p['file'] for p in pages), flush=True)
+    print(f'build_docs: search index: {len(index["sections"])} sections, '
+          f'{(out/"search-index.js").stat().st_size / 1024:.0f} KiB', flush=True)
     if errors: print(f'build_docs: {len(errors)} notebook(s) failed and got no page (see the warnings above)', file=sys.stderr)
     return sorted(written, key=lambda w: w.name != 'index.html'), errors
 
