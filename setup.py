@@ -34,7 +34,7 @@ setuptools.setup(
     python_requires='>=' + cfg['min_python'],
     packages=setuptools.find_packages(include=['llmplay', 'llmplay.*']),
     include_package_data=True,
-    package_data={'llmplay': ['*.py']},
+    package_data={'llmplay': ['*.py', '*.css']},  # chat.css: the chat's stylesheet
     install_requires=reqs('requirements'),
     extras_require={
         'playground': playground,          # streamlit chat, ipywidgets sampler, plots

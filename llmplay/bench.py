@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from .workspace import DOC_SEP, Workspace, atomic_write
-from .model import GPTConfig, GPTModel, cpu_has_fast_bf16, for_inference
+from .model import GPTConfig, GPTModel
+from .hardware import Hardware, cpu_has_fast_bf16, for_inference, pick_precision
 from .tokenizer import Tokenizer, _documents, load_tokens, tokenize_corpus, train_tokenizer
-from .training import (list_checkpoints, load_checkpoint, make_config, make_optimizer, pick_precision,
-                              text_bits_per_byte, train, training_step)
+from .training import load_checkpoint, make_config, make_optimizer, text_bits_per_byte, train, training_step
 
 # %% auto #0
 __all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
@@ -122,7 +122,7 @@ def train_step(shape: Shape, precision: str, dropout: float = 0.0, seed: int = 0
     opt = make_optimizer(model, make_config('small'))
     x, y = (torch.randint(shape.vocab_size, (shape.batch_size, shape.block_size)) for _ in range(2))
     step_model = torch.compile(model) if compile else model  # compiles on the first call
-    return (lambda: training_step(step_model, opt, x, y, 'cpu', precision)), model
+    return (lambda: training_step(step_model, opt, x, y, Hardware('cpu', precision))), model
 
 # %% ../nbs/08_benchmark.ipynb #46ad48d5
 def bench_training(shape: Shape | str, precisions=('fp32', 'bf16'), repeats: int = 10, peak_n: int = 2048,
@@ -209,7 +209,7 @@ def quality_run(text_file, time_budget: float = 300, vocab_size: int | None = No
         tok = Tokenizer.load(ws)
         cfg = make_config(preset, **{'time_budget': time_budget, 'val_fraction': val_fraction, **overrides})
         summary = train(ws, cfg, progress=False)
-        end = load_checkpoint(list_checkpoints(ws)[0])  # the weights at the end of the run
+        end = load_checkpoint(ws.list_checkpoints()[0])  # the weights at the end of the run
         model = GPTModel(GPTConfig(**end['gpt_config']))
         model.load_state_dict(end['model'])
         r = text_bits_per_byte(model, tok, val_text)

@@ -321,17 +321,19 @@ class Corpus:
         self.added, self.changed = 0, False
 
     @classmethod
-    def load(cls, ws: Workspace) -> Corpus:
+    def load(cls, ws: Workspace, quiet: bool = False) -> Corpus:
         "The corpus of `ws`, its records reconciled with the documents actually in it."
-        docs = read_documents(ws, errors='replace') if ws.corpus.exists() else []
-        meta = read_json(ws.corpus_meta, None) or {}
-        records = {a['sha1']: a for a in meta.get('articles', []) if isinstance(a, dict) and 'sha1' in a}
+        docs = read_documents(ws, errors='replace') if ws.corpus.is_file() else []
+        meta = read_json(ws.corpus_meta, None)
+        if not isinstance(meta, dict): meta = {}
+        if not isinstance(meta.get('articles'), list): meta['articles'] = []
+        records = {a['sha1']: a for a in meta['articles'] if isinstance(a, dict) and isinstance(a.get('sha1'), str)}
         articles = [records.get(text_sha1(d)) or {'title': f'document {i + 1}', 'source': 'unknown',
                                                  'chars': len(d), 'sha1': text_sha1(d)} for i, d in enumerate(docs)]
-        corpus = cls(docs, articles, meta.get('sources'), meta.get('created'))
-        if [a.get('sha1') for a in meta.get('articles', [])] != [a['sha1'] for a in articles]:
+        corpus = cls(docs, articles, meta.get('sources') if isinstance(meta.get('sources'), dict) else {}, meta.get('created'))
+        if [a.get('sha1') if isinstance(a, dict) else None for a in meta['articles']] != [a['sha1'] for a in articles]:
             corpus.changed = True
-            if meta or docs: print(f'note: {ws.corpus_meta.name} did not match {ws.corpus.name} '
+            if (meta or docs) and not quiet: print(f'note: {ws.corpus_meta.name} did not match {ws.corpus.name} '
                                    f"({len(meta.get('articles', []))} records, {len(docs)} documents): "
                                    f'kept the documents, rebuilt the records')
         return corpus
@@ -480,8 +482,8 @@ def _reason(error: Exception) -> str:
 # %% ../nbs/01_data.ipynb #d4ff251e
 MIN_CORPUS_CHARS = 10_000
 
-def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS) -> Check:
-    "Whether the corpus exists, is UTF-8, has at least `min_chars` characters and matches its sidecar."
+def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS, record: bool = True) -> Check:
+    "Whether the corpus exists, is UTF-8, has at least `min_chars` characters and (if `record`) matches its sidecar."
     fix = ws.command('collect')
     if problem := missing(ws.corpus, 'corpus', fix): return problem
     fail = lambda problem: Check('corpus', ws.corpus, False, problem, fix)
@@ -489,6 +491,7 @@ def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS) -> Check:
     try: text = data.decode('utf-8')
     except UnicodeDecodeError as e: return fail(f'{ws.corpus} is not valid UTF-8 (byte {e.start:,})')
     if len(text) < min_chars: return fail(f'{ws.corpus} has {len(text):,} characters; the tokenizer needs at least {min_chars:,}')
+    if not record: return Check('corpus', ws.corpus, True)
     meta = read_json(ws.corpus_meta)
     if not isinstance(meta, dict): return fail(f'{ws.corpus_meta} is missing or not valid JSON')
     if meta.get('sha256') != hashlib.sha256(data).hexdigest() or meta.get('documents') != len(read_documents(ws)):

@@ -4,29 +4,16 @@
 
 # %% ../nbs/05_generation.ipynb #1389cf16
 from __future__ import annotations
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields, replace
 import torch
-from .model import GPTModel, Decoder, for_inference, top_k_filter, top_p_filter
+from .model import GPTModel, Decoder, eval_mode
+from .hardware import for_inference
 
 # %% auto #0
-__all__ = ['VALID', 'check_knobs', 'greedy', 'apply_temperature', 'min_p_filter', 'apply_repetition_penalty', 'sampling_probs',
-           'Detokenizer', 'Step', 'stream', 'generate', 'next_token_probs']
-
-# %% ../nbs/05_generation.ipynb #754698cd
-VALID = {  # knob: (test, valid range in words)
-    'temperature': (lambda v: v >= 0, '>= 0 (0: greedy)'),
-    'top_k': (lambda v: v is None or v >= 0, 'an integer >= 0 (0 or None: off)'),
-    'top_p': (lambda v: v is None or 0 < v <= 1, 'in (0, 1] (1 or None: off)'),
-    'min_p': (lambda v: v is None or 0 <= v < 1, 'in [0, 1) (0 or None: off)'),
-    'repetition_penalty': (lambda v: v > 0, '> 0 (1: off)'),
-    'max_new_tokens': (lambda v: v >= 0, 'an integer >= 0'),
-}
-
-def check_knobs(**knobs):
-    "Raise a `ValueError` naming the valid range of the first knob that is out of it."
-    for name, value in knobs.items():
-        ok, valid = VALID[name]
-        if not ok(value): raise ValueError(f'{name} must be {valid}, got {value!r}')
+__all__ = ['greedy', 'apply_temperature', 'top_k_filter', 'top_p_filter', 'min_p_filter', 'apply_repetition_penalty', 'Knob',
+           'knob', 'SamplingSettings', 'sampling_probs', 'Detokenizer', 'Step', 'stream', 'generate',
+           'next_token_probs', 'show_piece']
 
 # %% ../nbs/05_generation.ipynb #5309066d
 def greedy(logits):
@@ -35,14 +22,27 @@ def greedy(logits):
 
 def apply_temperature(logits, temperature: float):
     "Logits divided by `temperature`; at 0 only the largest logit stays finite (greedy)."
-    check_knobs(temperature=temperature)
     if temperature == 0: return logits.masked_fill(logits < logits.max(-1, keepdim=True).values, float('-inf'))
     return logits / temperature
+
+# %% ../nbs/05_generation.ipynb #7d3d1494
+def top_k_filter(logits, k: int | None):
+    "Keep the `k` largest logits of each row, `-inf` elsewhere (`k` 0 or None: keep all)."
+    if not k: return logits
+    kth = torch.topk(logits, min(k, logits.size(-1))).values[..., -1:]
+    return logits.masked_fill(logits < kth, float('-inf'))
+
+def top_p_filter(logits, p: float | None):
+    "Keep the fewest most likely tokens whose probabilities sum to at least `p`, `-inf` elsewhere (None or 1: all)."
+    if p is None or p >= 1: return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    drop = probs.cumsum(-1) - probs >= p  # the tokens before this one already reach p
+    return logits.masked_fill(drop.scatter(-1, order, drop), float('-inf'))
 
 # %% ../nbs/05_generation.ipynb #13db9047
 def min_p_filter(logits, min_p: float | None):
     "Keep tokens at least `min_p` times as likely as the most likely one, `-inf` elsewhere (0 or None: all)."
-    check_knobs(min_p=min_p)
     if not min_p: return logits
     probs = logits.softmax(-1)
     return logits.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, float('-inf'))
@@ -50,49 +50,134 @@ def min_p_filter(logits, min_p: float | None):
 # %% ../nbs/05_generation.ipynb #787c33cd
 def apply_repetition_penalty(logits, context, penalty: float):
     "Logits with the tokens in `context` (ids, same leading shape) made less likely by `penalty` (1: off)."
-    check_knobs(repetition_penalty=penalty)
     if penalty == 1 or context is None or context.numel() == 0: return logits
     seen = logits.gather(-1, context)
     return logits.scatter(-1, context, torch.where(seen > 0, seen / penalty, seen * penalty))
 
+# %% ../nbs/05_generation.ipynb #0fd67c0d
+@dataclass(frozen=True)
+class Knob:
+    "How one sampling setting is shown and checked: its name, type, default, range, step, label and help."
+    name: str
+    kind: type
+    default: object
+    lo: float
+    hi: float
+    step: float
+    label: str
+    help: str
+
+    def check(self, value):
+        "`value` if it is of this knob's type and in its range, else a `ValueError` saying what is allowed."
+        if self.kind is bool:
+            if not isinstance(value, bool): raise ValueError(f'{self.name} must be true or false, got {value!r}')
+            return value
+        if value is None and self.default is None: return value
+        whole = self.kind is int
+        ok = isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not self.lo <= value <= self.hi:
+            what = 'a whole number' if whole else 'a number'
+            raise ValueError(f'{self.name} must be {what} from {self.lo:g} to {self.hi:g} ({self.help.split(". ")[-1].rstrip(".")}), got {value!r}')
+        return value
+
+def knob(default, lo=0, hi=1, step=1, label='', help=''):
+    "A `SamplingSettings` field: its default, and how it is shown and checked."
+    return field(default=default, metadata=dict(lo=lo, hi=hi, step=step, label=label, help=help))
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    "How the next token is picked: every knob's value, with its default, range and help in one place."
+    greedy: bool = knob(False, label='Greedy',
+                        help='Always take the most likely token: the same text gives the same continuation. Off: draw at random')
+    temperature: float = knob(0.8, 0.0, 2.0, 0.05, 'Temperature',
+                              'Divides the logits before the softmax: below 1 the likely tokens get likelier (safer text), '
+                              'above 1 the distribution flattens (wilder text). 0: greedy')
+    top_k: int = knob(0, 0, 1000, 1, 'Top-k', 'Draw only among the k most likely tokens. 0: off')
+    top_p: float = knob(0.95, 0.05, 1.0, 0.05, 'Top-p',
+                        'Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1: off')
+    min_p: float = knob(0.0, 0.0, 0.5, 0.01, 'Min-p', 'Drop the tokens less than min-p times as likely as the most likely one. 0: off')
+    repetition_penalty: float = knob(1.1, 1.0, 2.0, 0.05, 'Repetition penalty',
+                                     'Makes the tokens already in the text less likely, which breaks loops. 1: off')
+    max_new_tokens: int = knob(200, 0, 2000, 1, 'Max new tokens',
+                               'The longest continuation, in tokens; it also ends where the model ends a document. 0: none')
+    seed: int | None = knob(None, 0, 2**31 - 1, 1, 'Seed',
+                            'Fix it to get the same text again for the same prompt. Empty: a new draw each time')
+
+    def __post_init__(self):
+        for k in self.knobs(): k.check(getattr(self, k.name))
+
+    @classmethod
+    def knobs(cls) -> list[Knob]:
+        "Every knob, in the order the surfaces show them."
+        return [Knob(f.name, type(f.default) if f.default is not None else int, f.default, **f.metadata) for f in fields(cls)]
+
+    def replace(self, **changes) -> SamplingSettings:
+        "These settings with `changes` (unknown names raise a `ValueError` listing the knobs)."
+        if unknown := sorted(set(changes) - {f.name for f in fields(self)}):
+            raise ValueError(f"unknown sampling setting(s) {', '.join(unknown)}; the knobs are {', '.join(f.name for f in fields(self))}")
+        return replace(self, **changes)
+
+    @classmethod
+    def as_trained(cls) -> SamplingSettings:
+        "Temperature 1 and every filter off: the distribution exactly as the model learnt it."
+        return cls(temperature=1.0, top_p=1.0, repetition_penalty=1.0)
+
+    @property
+    def is_greedy(self) -> bool: return self.greedy or self.temperature == 0
+
+    def describe(self) -> str:
+        "The knobs that matter, in a few words: 'greedy' or e.g. 'T 0.8 · top-p 0.95 · rep. 1.1'."
+        parts = ['greedy'] if self.is_greedy else [f'T {self.temperature:g}'] + [
+            f'{name} {v:g}' for name, v, off in [('top-k', self.top_k, 0), ('top-p', self.top_p, 1), ('min-p', self.min_p, 0)] if v != off]
+        if self.repetition_penalty != 1: parts.append(f'rep. {self.repetition_penalty:g}')
+        if self.seed is not None and not self.is_greedy: parts.append(f'seed {self.seed}')
+        return ' · '.join(parts)
+
 # %% ../nbs/05_generation.ipynb #dd81063f
-def sampling_probs(logits, context=None, temperature=1.0, top_k=None, top_p=None, min_p=None,
-                   repetition_penalty=1.0):
-    "The distribution (..., V) the next token is drawn from, after every knob."
-    logits = apply_repetition_penalty(logits, context, repetition_penalty)
-    logits = apply_temperature(logits, temperature)
-    return min_p_filter(top_p_filter(top_k_filter(logits, top_k), top_p), min_p).softmax(-1)
+def sampling_probs(logits, context=None, settings: SamplingSettings = SamplingSettings()):
+    "The distribution (..., V) the next token is drawn from, after every knob of `settings`."
+    logits = apply_repetition_penalty(logits, context, settings.repetition_penalty)
+    logits = apply_temperature(logits, 0 if settings.greedy else settings.temperature)
+    return min_p_filter(top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p), settings.min_p).softmax(-1)
 
 # %% ../nbs/05_generation.ipynb #2b23a26d
 class Detokenizer:
-    "The text of generated ids, piece by piece: whole characters only, and never any part of a `stop` string."
+    "The text of generated ids, piece by piece: whole characters only, never any part of a `stop` string."
     def __init__(self, tokenizer, prompt_ids, stop=()):
-        self.tok, self.context = tokenizer, list(prompt_ids[-8:])
-        self.skip = len(tokenizer.decode(self.context))
-        self.stop, self.ids, self.text, self.sent, self.stopped = list(stop), [], '', 0, False
+        self.tok, self.stop, self.stopped = tokenizer, [s for s in stop if s], False
+        self.ids = list(prompt_ids[-4:])  # a few ids of context: a word's leading space decodes right
+        self.done = len(self.ids)  # ids[:done] are shown (or context); ids[done:] wait for whole characters
+        self.held = ''  # decoded text held back: it may be the start of a stop string
+
+    def _new_text(self) -> str:
+        "The text that `ids[done:]` add after the last few shown ids."
+        start = max(0, self.done - 4)
+        return self.tok.decode(self.ids[start:])[len(self.tok.decode(self.ids[start:self.done])):]
 
     def push(self, token_id: int) -> str:
         "Add one generated id; return the new text that is safe to show (maybe '')."
+        if self.stopped: return ''
         self.ids.append(token_id)
-        self.text = self.tok.decode(self.context + self.ids)[self.skip:]
-        hits = [i for s in self.stop if (i := self.text.find(s)) >= 0]
-        if hits:
-            self.stopped = True
-            return self._emit(min(hits))
-        safe = len(self.text.rstrip('\ufffd'))  # a character missing some of its bytes waits for them
-        for k in range(min(safe, max(map(len, self.stop), default=1) - 1), 0, -1):
-            if any(s.startswith(self.text[safe - k:safe]) for s in self.stop):  # may be the start of a stop string
-                safe -= k
-                break
-        return self._emit(safe)
+        text = self._new_text()
+        if text.endswith('\ufffd'): return ''  # a character still missing some of its bytes
+        del self.ids[:max(0, len(self.ids) - 8)]  # keep the window short
+        self.done = len(self.ids)
+        return self._release(self.held + text)
+
+    def _release(self, text: str) -> str:
+        "What of `text` can be shown: up to a stop string, and never a possible start of one."
+        if hits := [i for s in self.stop if (i := text.find(s)) >= 0]:
+            self.stopped, self.held = True, ''
+            return text[:min(hits)]
+        keep = max((k for s in self.stop for k in range(1, min(len(s), len(text) + 1)) if text.endswith(s[:k])), default=0)
+        self.held = text[len(text) - keep:] if keep else ''
+        return text[:len(text) - keep]
 
     def flush(self) -> str:
         "The text held back so far (nothing after a stop string)."
-        return '' if self.stopped else self._emit(len(self.text))
-
-    def _emit(self, end):
-        piece, self.sent = self.text[self.sent:end], max(self.sent, end)
-        return piece
+        if self.stopped: return ''
+        text, self.held, self.done = self.held + self._new_text(), '', len(self.ids)
+        return text
 
 # %% ../nbs/05_generation.ipynb #32d915d7
 @dataclass
@@ -103,53 +188,54 @@ class Step:
     prob: float
     top: list
 
-def stream(model: GPTModel, tokenizer, prompt: str, max_new_tokens=200, temperature=0.8, top_k=None, top_p=None,
-           min_p=None, repetition_penalty=1.0, seed=None, stop=None, greedy=False, precision='auto'):
+def stream(model: GPTModel, tokenizer, prompt: str, settings: SamplingSettings | None = None, stop=None,
+           precision: str = 'auto', **knobs):
     "Continue `prompt`, yielding a `Step` per token; stops at eos, at a `stop` string, or after `max_new_tokens`."
-    check_knobs(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens)
-    greedy = greedy or temperature == 0
-    knobs = dict(temperature=1.0 if greedy else temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                 repetition_penalty=repetition_penalty)
-    model = for_inference(model, precision)
-    device = next(model.parameters()).device
-    prompt_ids = [tokenizer.eos_id] + tokenizer.encode(prompt)
-    generator = None if seed is None else torch.Generator(device).manual_seed(seed)
-    detok = Detokenizer(tokenizer, prompt_ids, [stop] if isinstance(stop, str) else [s for s in stop or () if s])
-    with torch.inference_mode(): decoder = Decoder(model, torch.tensor([prompt_ids], device=device))
-    for i in range(max_new_tokens):
-        with torch.inference_mode():
-            logits = decoder.logits()[0]  # first: it may slide the window
-            probs = sampling_probs(logits, decoder.idx[0, max(1, decoder.start):], **knobs)
-            next_id = probs.argmax(-1, keepdim=True) if greedy else torch.multinomial(probs, 1, generator=generator)
-            decoder.append(next_id[None])
-            top = probs.topk(min(5, probs.size(-1)))
-        token_id = next_id.item()
-        top = [(tokenizer.piece(t), p) for t, p in zip(top.indices.tolist(), top.values.tolist())]
-        step = Step('', token_id, probs[token_id].item(), top)
-        if token_id == tokenizer.eos_id:
-            step.text = detok.flush()
+    s = (settings or SamplingSettings()).replace(**knobs)
+    draw = replace(s, greedy=False, temperature=1.0) if s.is_greedy else s  # greedy: report probabilities at T=1
+    with eval_mode(model):
+        m = for_inference(model, precision)
+        device = next(m.parameters()).device
+        prompt_ids = [tokenizer.eos_id] + tokenizer.encode(prompt)
+        generator = None if s.seed is None else torch.Generator(device).manual_seed(s.seed)
+        detok = Detokenizer(tokenizer, prompt_ids, [stop] if isinstance(stop, str) else list(stop or ()))
+        with torch.inference_mode(): decoder = Decoder(m, torch.tensor([prompt_ids], device=device))
+        for i in range(s.max_new_tokens):
+            with torch.inference_mode():
+                logits = decoder.logits()[0]  # first: it may slide the window
+                probs = sampling_probs(logits, decoder.idx[0, max(1, decoder.start):], draw)
+                next_id = probs.argmax(-1, keepdim=True) if s.is_greedy else torch.multinomial(probs, 1, generator=generator)
+                decoder.append(next_id[None])
+                top = probs.topk(min(5, probs.size(-1)))
+            token_id = next_id.item()
+            top = [(tokenizer.piece(t), p) for t, p in zip(top.indices.tolist(), top.values.tolist())]
+            step = Step('', token_id, probs[token_id].item(), top)
+            if token_id == tokenizer.eos_id:
+                step.text = detok.flush()
+                yield step
+                return
+            step.text = detok.push(token_id)
+            if i == s.max_new_tokens - 1: step.text += detok.flush()
             yield step
-            return
-        step.text = detok.push(token_id)
-        if i == max_new_tokens - 1: step.text += detok.flush()
-        yield step
-        if detok.stopped: return
+            if detok.stopped: return
 
-def generate(model: GPTModel, tokenizer, prompt: str, max_new_tokens=200, temperature=0.8, top_k=None, top_p=None,
-             min_p=None, repetition_penalty=1.0, seed=None, stop=None, greedy=False, precision='auto') -> str:
+def generate(model: GPTModel, tokenizer, prompt: str, settings: SamplingSettings | None = None, stop=None,
+             precision: str = 'auto', **knobs) -> str:
     "The text the model writes after `prompt` (the new text only); the arguments are those of `stream`."
-    return ''.join(s.text for s in stream(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
-                                          min_p, repetition_penalty, seed, stop, greedy, precision))
+    return ''.join(s.text for s in stream(model, tokenizer, prompt, settings, stop, precision, **knobs))
 
 # %% ../nbs/05_generation.ipynb #be5dc6aa
-def next_token_probs(model: GPTModel, tokenizer, prompt: str, temperature=1.0, top_k=None, top_p=None,
-                     min_p=None, repetition_penalty=1.0, n=10) -> list[tuple[str, float]]:
-    "The `n` most likely next tokens after `prompt` as (piece, probability), under the knobs."
-    model.eval()
-    ids = torch.tensor([[tokenizer.eos_id] + tokenizer.encode(prompt)], device=next(model.parameters()).device)
-    with torch.inference_mode():
-        probs = sampling_probs(Decoder(model, ids, use_cache=False).logits()[0], ids[0, 1:], temperature, top_k,
-                               top_p, min_p, repetition_penalty)
+def next_token_probs(model: GPTModel, tokenizer, prompt: str, settings: SamplingSettings | None = None, n: int = 10,
+                     precision: str = 'auto', **knobs) -> list[tuple[str, float]]:
+    "The `n` most likely next tokens after `prompt` as (piece, probability), under `settings` (default: as trained)."
+    s = (settings or SamplingSettings.as_trained()).replace(**knobs)
+    with eval_mode(model), torch.inference_mode():
+        m = for_inference(model, precision)
+        ids = torch.tensor([[tokenizer.eos_id] + tokenizer.encode(prompt)], device=next(m.parameters()).device)
+        probs = sampling_probs(Decoder(m, ids, use_cache=False).logits()[0], ids[0, 1:], s)
         top = probs.topk(min(n, probs.size(-1)))
     return [(tokenizer.piece(i), p) for i, p in zip(top.indices.tolist(), top.values.tolist())]
+
+def show_piece(piece: str) -> str:
+    "A tokenizer piece as a person can read it: spaces as ␣, new lines as ↵."
+    return piece.replace('▁', '␣').replace(' ', '␣').replace('\n', '↵')

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_model.ipynb #7d71807b
 from __future__ import annotations
-import copy, math
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
@@ -12,8 +13,7 @@ from torch.nn import functional as F
 
 # %% auto #0
 __all__ = ['GPTConfig', 'KVCache', 'explicit_attention', 'rope_angles', 'apply_rope', 'CausalSelfAttention', 'MLP', 'Block',
-           'top_k_filter', 'top_p_filter', 'sample_next', 'GPTModel', 'Decoder', 'param_table', 'cpu_has_fast_bf16',
-           'for_inference']
+           'sample_next', 'GPTModel', 'Decoder', 'eval_mode', 'param_table']
 
 # %% ../nbs/03_model.ipynb #9d645f2e
 @dataclass
@@ -124,28 +124,11 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 # %% ../nbs/03_model.ipynb #c0756d8e
-def top_k_filter(logits, k: int | None):
-    "Keep the `k` largest logits of each row, `-inf` elsewhere (`k` 0 or None: keep all)."
-    if k is None or k == 0: return logits
-    if k < 0: raise ValueError(f'top_k must be >= 0 (0 or None: off), got {k}')
-    kth = torch.topk(logits, min(k, logits.size(-1))).values[..., -1:]
-    return logits.masked_fill(logits < kth, float('-inf'))
-
-def top_p_filter(logits, p: float | None):
-    "Keep the fewest most likely tokens whose probabilities sum to at least `p`, `-inf` elsewhere (None or 1: all)."
-    if p is None: return logits
-    if not 0 < p <= 1: raise ValueError(f'top_p must be in (0, 1] (1 or None: off), got {p}')
-    if p == 1: return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    probs = sorted_logits.softmax(-1)
-    drop = probs.cumsum(-1) - probs >= p  # the tokens before this one already reach p
-    return logits.masked_fill(drop.scatter(-1, order, drop), float('-inf'))
-
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    "The next token id (B, 1) drawn from last-position `logits` (B, V); temperature 0 is greedy."
-    if temperature < 0: raise ValueError(f'temperature must be >= 0 (0: greedy), got {temperature}')
+def sample_next(logits, temperature: float = 1.0, top_k: int | None = None, generator=None):
+    "The next token id (B, 1) drawn from last-position `logits` (B, V): temperature 0 is greedy, `top_k` crops."
     if temperature == 0: return logits.argmax(-1, keepdim=True)
-    logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
+    logits = logits / temperature
+    if top_k: logits = logits.masked_fill(logits < torch.topk(logits, min(top_k, logits.size(-1))).values[..., -1:], float('-inf'))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)
 
 # %% ../nbs/03_model.ipynb #6af22c7a
@@ -200,12 +183,11 @@ class GPTModel(nn.Module):
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
     @torch.inference_mode()
-    def generate(self, idx, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None):
+    def generate(self, idx, max_new_tokens: int, temperature=1.0, top_k=None, use_cache=True, generator=None):
         "Continue `idx` (B, T) with `max_new_tokens` sampled tokens; returns (B, T + max_new_tokens)."
         decoder = Decoder(self, idx, use_cache)
         for _ in range(max_new_tokens):
-            decoder.append(sample_next(decoder.logits(), temperature, top_k, top_p, generator))
+            decoder.append(sample_next(decoder.logits(), temperature, top_k, generator))
         return decoder.idx
 
 # %% ../nbs/03_model.ipynb #2fece77d
@@ -230,6 +212,14 @@ class Decoder:
         "Add the chosen token ids (B, 1) to the sequence."
         self.idx = torch.cat((self.idx, next_id), dim=1)
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    "`model` in eval mode inside the `with` block, and back in the mode it was in after it."
+    training = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(training)
+
 # %% ../nbs/03_model.ipynb #ffce88d5
 def param_table(model: GPTModel) -> dict:
     "Parameter count per component: embeddings, attention, MLP, norms."
@@ -237,21 +227,3 @@ def param_table(model: GPTModel) -> dict:
               'MLP': '.mlp.', 'norms': 'ln_'}
     table = {g: sum(p.numel() for n, p in model.named_parameters() if key in n) for g, key in groups.items()}
     return table | {'total': sum(table.values())}
-
-# %% ../nbs/03_model.ipynb #d3c70596
-def cpu_has_fast_bf16() -> bool:
-    "Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX tiles)."
-    return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
-
-def for_inference(model: GPTModel, precision: str = 'auto') -> GPTModel:
-    "`model` in eval mode for sampling: a bf16 copy for 'bf16' (and for 'auto' on a CPU with fast bf16), else itself."
-    if precision not in ('auto', 'fp32', 'bf16'): raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    weights = next(model.parameters())
-    if precision == 'auto': precision = 'bf16' if weights.device.type == 'cpu' and cpu_has_fast_bf16() else 'fp32'
-    if precision == 'fp32' or weights.dtype == torch.bfloat16: return model.eval()
-    # one copy per state of the weights: every in-place update (an optimizer step, load_state_dict) bumps a version
-    key = (weights.device, tuple(p._version for p in model.parameters()))
-    if getattr(model, '_bf16', (None,))[0] != key:
-        model.__dict__.pop('_bf16', None)  # not into the copy
-        model._bf16 = (key, copy.deepcopy(model).to(torch.bfloat16).eval())
-    return model._bf16[1]

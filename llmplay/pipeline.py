@@ -4,13 +4,14 @@
 
 # %% ../nbs/06_pipeline.ipynb #fcb013cb
 from __future__ import annotations
-import argparse, json, signal, sys, threading
+import hashlib, json
+from dataclasses import dataclass
 from pathlib import Path
-from .workspace import Workspace, Check, STATE_NAMES, state_of, resolve_root
+from .workspace import DOC_SEP, Workspace, Check, STATE_NAMES, atomic_write, lock_holder, locked, read_json, state_of
 
 # %% auto #0
-__all__ = ['checks', 'status', 'format_status', 'collect', 'tokenize', 'train', 'run', 'ensure_model', 'load', 'sample',
-           'evaluate_text', 'chat_command', 'parser', 'main']
+__all__ = ['checks', 'checkpoint_checks', 'status', 'format_status', 'collect', 'tokenize', 'train', 'restore_corpus',
+           'restore_tokenizer', 'run', 'ensure_model', 'Trained', 'load', 'sample', 'evaluate_text']
 
 # %% ../nbs/06_pipeline.ipynb #87dc6c2f
 def checks(ws: Workspace) -> dict[str, Check]:
@@ -21,261 +22,187 @@ def checks(ws: Workspace) -> dict[str, Check]:
     return {'corpus': check_corpus(ws), 'tokenizer': check_tokenizer(ws),
             'tokenized': check_tokenized(ws), 'model': check_model(ws)}
 
+def checkpoint_checks(ws: Workspace) -> list[dict]:
+    "Each checkpoint file: whether it is whole, and its step."
+    from llmplay.training import load_checkpoint
+    out = []
+    for path in ws.list_checkpoints():
+        try: out.append({'path': str(path), 'ok': True, 'step': load_checkpoint(path)['state']['step'], 'problem': None})
+        except (ValueError, OSError, KeyError) as e: out.append({'path': str(path), 'ok': False, 'step': None, 'problem': str(e)})
+    return out
+
 def status(ws: Workspace) -> dict:
-    "The workspace's state and each artifact's check, as JSON-ready values."
+    "The workspace's state, each artifact's check, the checkpoints, the trained model's report, and any writer at work."
+    from llmplay.training import model_info
     cs = checks(ws)
-    return {'root': str(ws.root), 'state': state_of(cs), 'artifacts': {n: c.as_dict() for n, c in cs.items()}}
+    st = {'root': str(ws.root), 'state': state_of(cs), 'artifacts': {n: c.as_dict() for n, c in cs.items()},
+          'checkpoints': checkpoint_checks(ws), 'busy': lock_holder(ws) if ws.lock_file.exists() else None, 'model': None}
+    if cs['model'].ok:
+        info = model_info(ws)
+        st['model'] = {k: info.get(k) for k in ('step', 'val_bpb', 'run_finished', 'report')} | {'gpt_config': info['gpt_config']}
+    return st
 
 def format_status(st: dict) -> str:
-    "The status as text for a person: the state, then one line per artifact with its problem and fix."
+    "The status as text for a person: the state, one line per artifact with its problem and fix, the model's report."
+    from llmplay.training import describe_report
     lines = [f"llmplay workspace {st['root']}", f"state {st['state']}: {STATE_NAMES[st['state']]}"]
+    if b := st.get('busy'): lines.append(f"  busy: process {b.get('pid', '?')} is writing it ({b.get('command', '?')}, since {b.get('since', '?')})")
     for name, a in st['artifacts'].items():
         lines.append(f"  {'ok ' if a['ok'] else 'NO '} {name:<10} {a['path']}")
         if not a['ok']: lines.append(f"       {a['problem']}" + (f"  -> fix: {a['fix']}" if a['fix'] else ''))
+    for c in st.get('checkpoints', []):
+        if not c['ok']: lines.append(f"  NO  checkpoint {c['path']}\n       {c['problem']}  -> `llmplay run` removes it")
+    if m := st.get('model'):
+        lines.append(f"  model: {m['gpt_config']['n_layer']} layers, width {m['gpt_config']['n_embd']}, context {m['gpt_config']['block_size']}; "
+                     f"step {m['step']:,}" + ('' if m['run_finished'] else ' (its training run did not finish: `llmplay run` resumes it)'))
+        if m.get('report'): lines += ['  ' + line for line in describe_report(m['report']).split('\n')]
     return '\n'.join(lines)
 
 # %% ../nbs/06_pipeline.ipynb #9e1e6b59
-def collect(ws: Workspace, source='wikipedia', api_url=None, lang='en', fallback=True, **query) -> dict:
+def collect(ws: Workspace, source='wikipedia', api_url=None, lang='en', fallback=True, wait=False, **query) -> dict:
     "Collect a corpus into `ws` from `source` (wikipedia, files or sample)."
     from llmplay.data import DataCollector
-    return DataCollector(ws, api_url=api_url, lang=lang).collect(source=source, fallback=fallback, **query)
+    with locked(ws, 'llmplay collect', wait):
+        return DataCollector(ws, api_url=api_url, lang=lang).collect(source=source, fallback=fallback, **query)
 
-def tokenize(ws: Workspace, vocab_size=None) -> dict:
+def tokenize(ws: Workspace, vocab_size=None, wait=False) -> dict:
     "Train the tokenizer on the corpus and encode the corpus with it."
     from llmplay.tokenizer import train_tokenizer, tokenize_corpus
-    train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size else {}))
-    return tokenize_corpus(ws)
+    with locked(ws, 'llmplay tokenize', wait):
+        train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size else {}))
+        return tokenize_corpus(ws)
 
-def train(ws: Workspace, preset='small', **overrides) -> dict:
-    "Train (or resume training) the model with `preset` and `overrides`."
+def train(ws: Workspace, preset: str | None = 'auto', more: float | None = None, on_event=None, progress=True,
+          wait=False, **overrides) -> dict:
+    "Train the model with `preset` and `overrides` (None: continue an interrupted run as it was), or `more` seconds more."
     from llmplay.training import make_config, train as train_model
-    return train_model(ws, make_config(preset, **overrides))
+    cfg = make_config(preset, **overrides) if preset or overrides else None
+    return train_model(ws, cfg, progress=progress, on_event=on_event, more=more, wait=wait)
+
+# %% ../nbs/06_pipeline.ipynb #3c5946a5
+def restore_corpus(ws: Workspace) -> bool:
+    "Rebuild a damaged corpus (and its record) from the token ids it was encoded to; whether it worked."
+    from llmplay.data import Corpus
+    from llmplay.tokenizer import Tokenizer, check_tokenized, load_tokens
+    meta = read_json(ws.tokens_meta)
+    if not isinstance(meta, dict) or not ws.tokenizer_model.is_file(): return False
+    try:
+        tok, ids = Tokenizer.load(ws), load_tokens(ws)
+        if hashlib.sha256(ids.tobytes()).hexdigest() != meta['bin_sha256'] or tok.sha256 != meta['tokenizer_sha256']: return False
+        ends = [-1] + (ids == tok.eos_id).nonzero()[0].tolist()
+        data = (DOC_SEP.join(tok.decode(ids[a + 1:b].tolist()) for a, b in zip(ends, ends[1:])) + '\n').encode('utf-8')
+    except (ValueError, OSError, KeyError): return False
+    if hashlib.sha256(data).hexdigest() != meta['corpus_sha256']: return False
+    atomic_write(ws.corpus, data)
+    corpus = Corpus.load(ws)  # keeps the record if it still fits the corpus, else rebuilds it from the documents
+    if corpus.changed or read_json(ws.corpus_meta, {}).get('sha256') != meta['corpus_sha256']: corpus.save(ws)
+    return check_tokenized(ws).ok
+
+def restore_tokenizer(ws: Workspace) -> bool:
+    "Put back a damaged `tokenizer.model` from the copy in the model file or a checkpoint, if it made the token ids."
+    from llmplay.tokenizer import Tokenizer, check_tokenizer, vocab_text
+    from llmplay.training import MODEL, load_payload, good_checkpoints
+    want = (read_json(ws.tokens_meta) or {}).get('tokenizer_sha256')
+    if not want: return False
+    whole = check_tokenizer(ws).ok
+    def copies():
+        try: yield load_payload(ws.model, MODEL)
+        except (ValueError, OSError): pass
+        for _, ck in good_checkpoints(ws, log=lambda msg: None): yield ck
+    for saved in copies():
+        raw = saved.get('tokenizer')
+        if not isinstance(raw, bytes) or hashlib.sha256(raw).hexdigest() != want: continue
+        # a whole tokenizer that lists other pieces is a new tokenizer, not a damaged one: leave it
+        if whole and vocab_text(Tokenizer(raw)) != vocab_text(Tokenizer.load(ws)): return False
+        atomic_write(ws.tokenizer_model, raw)
+        atomic_write(ws.tokenizer_vocab, vocab_text(Tokenizer(raw)))
+        return check_tokenizer(ws).ok
+    return False
 
 # %% ../nbs/06_pipeline.ipynb #4f3b01e4
-def run(ws: Workspace, until=3, preset='small', source='wikipedia', collect_kw=None, vocab_size=None,
-        train_kw=None, log=print) -> dict:
-    "Bring `ws` to state `until` (at most 3), redoing only the stages whose artifacts are missing or broken."
-    from llmplay.data import check_corpus
-    from llmplay.tokenizer import check_tokenizer, check_tokenized
-    def redo(check, what):
-        log(f"{check.name}: {check.problem} -> {what}")
-    if not (c := check_corpus(ws)).ok:
-        redo(c, f'collecting ({source})')
-        collect(ws, source=source, **(collect_kw or {}))
-    if until >= 2:
-        if not (c := check_tokenizer(ws)).ok:
-            redo(c, 'training the tokenizer')
-            tokenize(ws, vocab_size)
-        elif not (c := check_tokenized(ws)).ok:
-            redo(c, 're-tokenizing the corpus')
-            from llmplay.tokenizer import tokenize_corpus
-            tokenize_corpus(ws)
-    if until >= 3: ensure_model(ws, preset, log=log, **(train_kw or {}))
-    st = status(ws)
-    log(f"state {st['state']}: {STATE_NAMES[st['state']]}")
+def run(ws: Workspace, until=3, preset='auto', source='wikipedia', collect_kw=None, vocab_size=None, train_kw=None,
+        on_event=None, progress=True, wait=False) -> dict:
+    "Bring `ws` to state `until` (at most 3), repairing or redoing only what is missing or broken; its status."
+    from llmplay.data import Corpus, check_corpus
+    from llmplay.tokenizer import check_tokenizer, check_tokenized, tokenize_corpus
+    emit = on_event or (lambda event: None)
+    def stage(name, check, action):
+        emit({'event': 'stage', 'stage': name, 'status': 'start', 'why': check.problem, 'action': action})
+    with locked(ws, 'llmplay run', wait):
+        if not (c := check_tokenizer(ws)).ok and restore_tokenizer(ws):
+            stage('tokenize', c, "restored the tokenizer from the model's copy")
+        if not (c := check_corpus(ws)).ok:
+            if restore_corpus(ws): stage('collect', c, 'rebuilt the corpus from the token ids')
+            elif check_corpus(ws, record=False).ok:  # the text is whole: keep it, and rebuild its record
+                stage('collect', c, 'rebuilding the corpus record from the corpus')
+                Corpus.load(ws, quiet=True).save(ws)
+            else:
+                if ws.corpus.exists() or ws.corpus.is_symlink():  # keep what was there, out of the way
+                    for p in (ws.corpus, ws.corpus_meta):
+                        if p.exists() or p.is_symlink(): p.replace(p.with_name(p.name + '.damaged'))
+                stage('collect', c, f'collecting ({source})')
+                collect(ws, source=source, **(collect_kw or {}))
+        if until >= 2:
+            if not (c := check_tokenizer(ws)).ok:
+                stage('tokenize', c, 'training the tokenizer')
+                tokenize(ws, vocab_size)
+            elif not (c := check_tokenized(ws)).ok:
+                stage('tokenize', c, 're-tokenizing the corpus')
+                tokenize_corpus(ws)
+        if until >= 3: ensure_model(ws, preset, on_event=on_event, progress=progress, **(train_kw or {}))
+        st = status(ws)
+    emit({'event': 'state', 'state': st['state'], 'name': STATE_NAMES[st['state']]})
     return st
 
 # %% ../nbs/06_pipeline.ipynb #4f91e4c1
-def ensure_model(ws: Workspace, preset='small', log=print, **overrides) -> Check:
-    "Make `ws.model` usable: restore it from a checkpoint, resume training, or train, whichever is needed."
-    from llmplay.training import check_model, restore_from_checkpoint, training_unfinished
+def ensure_model(ws: Workspace, preset='auto', on_event=None, progress=True, **overrides) -> Check:
+    "Make `ws.model` usable: restore it from a checkpoint, resume the interrupted run, or train, whichever is needed."
+    from llmplay.training import check_model, good_checkpoints, restore_from_checkpoint, resumable_checkpoint
+    emit = on_event or (lambda event: None)
+    say = lambda text: emit({'event': 'message', 'text': text})
+    def in_train(event): emit({**event, 'stage': 'train'})
+    list(good_checkpoints(ws, say, remove_damaged=True))
     c = check_model(ws)
-    if not c.ok and (ckpt := restore_from_checkpoint(ws)):
-        log(f"model: {c.problem} -> restored from {ckpt.name}")
+    if not c.ok and (ckpt := restore_from_checkpoint(ws, say)):
+        emit({'event': 'stage', 'stage': 'train', 'status': 'start', 'why': c.problem, 'action': f'restored it from {ckpt.name}'})
         c = check_model(ws)
-    if c.ok and not training_unfinished(ws): return c
-    log(f"model: {c.problem or 'training was interrupted'} -> training (preset {preset})")
-    train(ws, preset, **overrides)
+    if c.ok and not resumable_checkpoint(ws, say): return c
+    why = c.problem or 'its training run was interrupted'
+    emit({'event': 'stage', 'stage': 'train', 'status': 'start', 'why': why,
+          'action': 'resuming the training run' if c.ok else f'training (preset {preset})'})
+    if c.ok: train(ws, None, on_event=in_train, progress=progress)  # continue the interrupted run as it was
+    else: train(ws, preset, on_event=in_train, progress=progress, **overrides)
+    emit({'event': 'stage', 'stage': 'train', 'status': 'done'})
     return check_model(ws)
 
 # %% ../nbs/06_pipeline.ipynb #ef0e888e
-def load(ws: Workspace, device=None):
-    "The workspace's model and tokenizer, or an error naming the missing artifact and the command that makes it."
-    from llmplay.tokenizer import Tokenizer, check_tokenizer
-    from llmplay.training import check_model, load_model
-    for c in (check_tokenizer(ws), check_model(ws)):
-        if not c.ok: raise FileNotFoundError(f"{c.problem}. Fix: {c.fix}")
-    model, info = load_model(ws, device=device)
-    return model, Tokenizer.load(ws)
+@dataclass
+class Trained:
+    "A trained model ready to use: the model, its tokenizer, and what its file says (configs, step, report)."
+    model: object
+    tokenizer: object
+    info: dict
 
-def sample(ws: Workspace, prompt='', **kw) -> str:
-    "Continue `prompt` with the workspace's model (keyword arguments as `generation.generate`)."
+def load(ws: Workspace, device=None) -> Trained:
+    "The workspace's trained model, or an error naming the missing artifact and the command that fixes it."
+    from llmplay.tokenizer import Tokenizer
+    from llmplay.training import load_model
+    cs = checks(ws)
+    if (state := state_of(cs)) < 3:
+        bad = next(c for c in cs.values() if not c.ok)
+        fix = bad.fix if state == 2 else ws.command('run')  # the command that works from here
+        raise FileNotFoundError(f"{bad.problem}: the workspace is at state {state} ({STATE_NAMES[state]}). Fix: {fix}")
+    model, info = load_model(ws, device=device)
+    return Trained(model, Tokenizer.load(ws), info)
+
+def sample(ws: Workspace, prompt='', settings=None, precision='auto', device=None, **knobs) -> str:
+    "Continue `prompt` with the workspace's model (`settings` and `knobs` as `generation.generate`)."
     from llmplay.generation import generate
-    model, tok = load(ws)
-    return generate(model, tok, prompt, **kw)
+    t = load(ws, device)
+    return generate(t.model, t.tokenizer, prompt, settings, precision=precision, **knobs)
 
 def evaluate_text(ws: Workspace, text: str) -> dict:
     "Bits per byte and perplexity (per token) of the workspace's model on `text`."
     from llmplay.training import text_bits_per_byte
-    model, tok = load(ws)
-    return text_bits_per_byte(model, tok, text)
-
-# %% ../nbs/06_pipeline.ipynb #59e760a6
-def _collect_args(p):
-    g = p.add_argument_group('collect')
-    g.add_argument('--source', choices=['wikipedia', 'files', 'sample'], default='wikipedia',
-                   help='where the text comes from (default: wikipedia; offline it falls back to sample)')
-    g.add_argument('--titles', nargs='+', metavar='T', help='Wikipedia article titles')
-    g.add_argument('--category', metavar='NAME', help='a Wikipedia category (without "Category:")')
-    g.add_argument('--search', metavar='QUERY', help='a Wikipedia search query')
-    g.add_argument('--random', type=int, metavar='N', help='N random Wikipedia articles')
-    g.add_argument('--max-articles', type=int, metavar='N', help='stop after N new articles')
-    g.add_argument('--lang', default='en', metavar='xx', help='Wikipedia language (default: en)')
-    g.add_argument('--api-url', metavar='URL', help='MediaWiki API endpoint (default: https://LANG.wikipedia.org/w/api.php)')
-    g.add_argument('--files', nargs='+', metavar='PATH', help='local .txt files or folders (with --source files)')
-    g.add_argument('--no-fallback', action='store_true', help='fail instead of using the sample corpus when offline')
-
-def _collect_kw(a) -> dict:
-    query = {k: getattr(a, k) for k in ['titles', 'category', 'search', 'random', 'max_articles', 'files']
-             if getattr(a, k) is not None}
-    return dict(api_url=a.api_url, lang=a.lang, fallback=not a.no_fallback, **query)
-
-def _train_args(p):
-    g = p.add_argument_group('train')
-    g.add_argument('--preset', default='small', help='tiny (seconds, for tests), small (CPU, ~5 min) or gpu')
-    g.add_argument('--max-steps', type=int, metavar='N', help='stop after N optimizer steps')
-    g.add_argument('--time-budget', type=float, metavar='SECONDS', help='stop after this much training time')
-    g.add_argument('--seed', type=int, help='random seed')
-    g.add_argument('--device', help='auto (default), cpu, cuda or mps')
-    g.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
-                   help='override any training setting, e.g. --set n_layer=6 lr=1e-3')
-
-def _train_kw(a) -> dict:
-    kw = {k: v for k in ['max_steps', 'time_budget', 'seed', 'device'] if (v := getattr(a, k)) is not None}
-    for item in a.set:
-        key, sep, value = item.partition('=')
-        if not sep: raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try: kw[key] = json.loads(value)
-        except ValueError: kw[key] = value
-    return kw
-
-def _sampling_args(p):
-    g = p.add_argument_group('sampling')
-    g.add_argument('--greedy', action='store_true', help='always take the most likely token (deterministic)')
-    g.add_argument('--temperature', type=float, default=0.8, help='randomness: 0 is greedy, 1 the model as trained')
-    g.add_argument('--top-k', type=int, help='sample among the k most likely tokens only')
-    g.add_argument('--top-p', type=float, help='sample among the most likely tokens whose probabilities add up to p')
-    g.add_argument('--min-p', type=float, help='drop tokens less likely than min-p times the most likely one')
-    g.add_argument('--repetition-penalty', type=float, default=1.0, help='>1 makes repeating earlier tokens less likely')
-    g.add_argument('--max-new-tokens', type=int, default=200, help='how many tokens to generate at most')
-    g.add_argument('--seed', type=int, help='make sampling reproducible')
-
-def _sampling_kw(a) -> dict:
-    return dict(greedy=a.greedy, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p,
-                repetition_penalty=a.repetition_penalty, max_new_tokens=a.max_new_tokens, seed=a.seed)
-
-# %% ../nbs/06_pipeline.ipynb #c1e05eda
-def _cmd_status(ws, a):
-    st = status(ws)
-    print(json.dumps(st, indent=2) if a.json else format_status(st))
-
-def _cmd_collect(ws, a):
-    r = collect(ws, source=a.source, **_collect_kw(a))
-    print(f"corpus: {ws.corpus} ({r.get('articles', '?')} articles, {r.get('chars', 0):,} characters)")
-
-def _cmd_tokenize(ws, a):
-    from llmplay.data import check_corpus
-    if not (c := check_corpus(ws)).ok: raise FileNotFoundError(f"{c.problem}. Fix: {c.fix}")
-    r = tokenize(ws, a.vocab_size)
-    print(f"tokenized: {ws.tokenized} ({r['n_tokens']:,} tokens, {r['bytes_per_token']:.2f} bytes/token)")
-
-def _cmd_train(ws, a):
-    from llmplay.tokenizer import check_tokenized
-    if not (c := check_tokenized(ws)).ok: raise FileNotFoundError(f"{c.problem}. Fix: {c.fix}")
-    r = train(ws, a.preset, **_train_kw(a))
-    print(f"model: {ws.model} (step {r['step']}, val {r['val_bpb']:.3f} bits/byte)")
-
-def _cmd_generate(ws, a):
-    print(a.prompt + sample(ws, a.prompt, **_sampling_kw(a)))
-
-def _cmd_eval(ws, a):
-    r = evaluate_text(ws, Path(a.text_file).read_text(encoding='utf-8'))
-    print(json.dumps(r, indent=2) if a.json else
-          f"{a.text_file}: {r['bits_per_byte']:.3f} bits/byte, perplexity {r['perplexity']:.1f} per token")
-
-def _cmd_run(ws, a):
-    st = run(ws, until=a.until, preset=a.preset, source=a.source, collect_kw=_collect_kw(a),
-             vocab_size=a.vocab_size, train_kw=_train_kw(a))
-    if st['state'] == 3 and a.until == 3:
-        prompt = a.prompt
-        print(f'\nsample: {prompt}' + sample(ws, prompt, max_new_tokens=80, seed=0))
-
-# %% ../nbs/06_pipeline.ipynb #cd740a6d
-def chat_command(ws: Workspace, port=8501, address='127.0.0.1') -> list[str]:
-    "The command line that serves the Streamlit chat for `ws`."
-    import llmplay
-    app = Path(llmplay.__file__).parent/'app.py'
-    return [sys.executable, '-m', 'streamlit', 'run', str(app), '--server.port', str(port),
-            '--server.address', address, '--server.headless', 'true', '--browser.gatherUsageStats', 'false',
-            '--server.fileWatcherType', 'none', '--client.toolbarMode', 'minimal', '--', '--root', str(ws.root)]
-
-def _cmd_chat(ws, a):
-    import importlib.util, subprocess
-    if not importlib.util.find_spec('streamlit'):
-        raise ModuleNotFoundError("the chat needs Streamlit: pip install 'llmplay[playground]'")
-    print(f"llmplay chat: http://{a.address}:{a.port} (workspace {ws.root}); Ctrl-C stops it", flush=True)
-    subprocess.run(chat_command(ws, a.port, a.address), check=False)
-
-# %% ../nbs/06_pipeline.ipynb #9e208efd
-def parser() -> argparse.ArgumentParser:
-    "The `llmplay` argument parser."
-    root = argparse.ArgumentParser(add_help=False)
-    root.add_argument('--root', metavar='DIR', help='workspace folder (default: $LLMPLAY_ROOT, else the current folder)')
-    ap = argparse.ArgumentParser(prog='llmplay', description='Build a small GPT end to end: collect, tokenize, train, sample, chat.')
-    sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    def add(name, fn, help):
-        p = sub.add_parser(name, parents=[root], help=help, description=help)
-        p.set_defaults(fn=fn)
-        return p
-    add('status', _cmd_status, "show the workspace's state and what is missing").add_argument(
-        '--json', action='store_true', help='print {"state": N, "artifacts": {...}} as JSON')
-    _collect_args(add('collect', _cmd_collect, 'collect a text corpus into data/raw/'))
-    add('tokenize', _cmd_tokenize, 'train the tokenizer and encode the corpus').add_argument(
-        '--vocab-size', type=int, metavar='N', help='number of tokens in the vocabulary')
-    _train_args(add('train', _cmd_train, 'train the model (resumes from the last checkpoint)'))
-    p = add('generate', _cmd_generate, 'continue a prompt with the trained model')
-    p.add_argument('prompt', nargs='?', default='', help='the text to continue')
-    _sampling_args(p)
-    p = add('eval', _cmd_eval, "measure the model's bits per byte and perplexity on a text file")
-    p.add_argument('--text-file', required=True, metavar='F', help='a UTF-8 text file')
-    p.add_argument('--json', action='store_true', help='print the figures as JSON')
-    p = add('chat', _cmd_chat, 'chat with the model in the browser (Streamlit)')
-    p.add_argument('--port', type=int, default=8501, help='port to serve on (default: 8501)')
-    p.add_argument('--address', default='127.0.0.1', help='address to serve on (default: 127.0.0.1, this machine only)')
-    sub.add_parser('bench', help='measure training and generation speed on this machine (see llmplay bench --help)')
-    p = add('run', _cmd_run, 'bring the workspace to the highest state, redoing only missing or broken stages')
-    p.add_argument('--until', type=int, choices=[1, 2, 3], default=3, help='stop at this state (default: 3, trained)')
-    p.add_argument('--vocab-size', type=int, metavar='N', help='tokenizer vocabulary size')
-    p.add_argument('--prompt', default='The ', help='the prompt of the sample printed at the end')
-    _collect_args(p)
-    _train_args(p)
-    return ap
-
-def _user_error(e: Exception) -> bool:
-    "Whether `e` is an error a user can fix (bad input, a missing file, llmplay's own errors), not a bug."
-    return isinstance(e, (ValueError, OSError)) or type(e).__module__.startswith('llmplay')
-
-def _interrupt(signum, frame): raise KeyboardInterrupt
-
-def main(argv=None) -> int:
-    "Entry point of the `llmplay` command."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ['bench']:  # the benchmark has options of its own: `llmplay bench --help`
-        from llmplay.bench import main as bench
-        bench(argv[1:])
-        return 0
-    a = parser().parse_args(argv)
-    ws = Workspace.at(a.root)
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C and `kill` stop cleanly (training saves a checkpoint), also when a shell started us as a
-        # background job, which ignores SIGINT
-        for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, _interrupt)
-    try: a.fn(ws, a)
-    except KeyboardInterrupt:
-        print('\ninterrupted: run the same command again to pick up from the last checkpoint', file=sys.stderr)
-        return 130
-    except Exception as e:
-        if not _user_error(e): raise  # a bug: keep the traceback
-        print(f'llmplay {a.command}: error: {e}', file=sys.stderr)
-        return 2
-    return 0
+    t = load(ws)
+    return text_bits_per_byte(t.model, t.tokenizer, text)

@@ -14,7 +14,7 @@ import sentencepiece as spm
 from .workspace import DOC_SEP, Check, Workspace, atomic_write, missing, read_json, sha256, write_json
 
 # %% auto #0
-__all__ = ['SPM_OPTIONS', 'SPACE_MARK', 'PROBE', 'train_tokenizer', 'Tokenizer', 'tokenize_corpus', 'load_tokens',
+__all__ = ['SPM_OPTIONS', 'SPACE_MARK', 'PROBE', 'train_tokenizer', 'Tokenizer', 'vocab_text', 'tokenize_corpus', 'load_tokens',
            'check_tokenizer', 'check_tokenized']
 
 # %% ../nbs/02_tokenizer.ipynb #02b124dc
@@ -59,7 +59,7 @@ def train_tokenizer(ws: Workspace, vocab_size: int = 1024, num_threads: int | No
             num_threads=num_threads or os.cpu_count(), **{**SPM_OPTIONS, **options})
     except RuntimeError as e: raise _vocab_error(e, ws, vocab_size) from None
     tok = Tokenizer(model.getvalue())
-    atomic_write(ws.tokenizer_vocab, _vocab_text(tok))
+    atomic_write(ws.tokenizer_vocab, vocab_text(tok))
     return atomic_write(ws.tokenizer_model, model.getvalue())
 
 # %% ../nbs/02_tokenizer.ipynb #7d3ab6a9
@@ -141,7 +141,7 @@ class Tokenizer:
         "The pieces `text` is cut into."
         return [self.sp.id_to_piece(i) for i in self.encode(text)]
 
-def _vocab_text(tok: Tokenizer) -> str:
+def vocab_text(tok: Tokenizer) -> str:
     "The `.vocab` listing of `tok`: one `piece<TAB>score` line per id."
     return ''.join(f'{_show(tok.sp.id_to_piece(i))}\t{tok.sp.get_score(i):g}\n' for i in range(tok.vocab_size))
 
@@ -194,7 +194,7 @@ def check_tokenizer(ws: Workspace) -> Check:
     try: tok = Tokenizer.load(ws)
     except ValueError as e: return bad(str(e))
     if problem := _tokenizer_problem(tok): return bad(f'{ws.tokenizer_model} is unusable: {problem}')
-    if not ws.tokenizer_vocab.exists() or ws.tokenizer_vocab.read_text(encoding='utf-8', errors='replace') != _vocab_text(tok):
+    if not ws.tokenizer_vocab.exists() or ws.tokenizer_vocab.read_text(encoding='utf-8', errors='replace') != vocab_text(tok):
         return bad(f'{ws.tokenizer_vocab} is missing or does not list the pieces of {ws.tokenizer_model.name}')
     return Check('tokenizer', ws.tokenizer_model, True)
 

@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_training.ipynb #f234e09f
 from __future__ import annotations
-import json, math, random, time
+import gzip, hashlib, json, lzma, math, random, secrets, signal, threading, time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -15,17 +16,21 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from .workspace import DOC_SEP, Check, Workspace, atomic_open, atomic_write, missing, read_json, sha256
-from .model import GPTConfig, GPTModel, cpu_has_fast_bf16
+from .workspace import DOC_SEP, Check, Workspace, atomic_open, atomic_write, locked, missing, read_json, sha256
+from .model import GPTConfig, GPTModel, eval_mode
+from .hardware import Hardware
 from .tokenizer import Tokenizer, load_tokens
 
 # %% auto #0
-__all__ = ['PRESETS', 'CKPT_KEYS', 'RUN_SETTINGS', 'MODEL_KEYS', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows',
-           'batches', 'TrainConfig', 'make_config', 'pick_device', 'pick_precision', 'autocast', 'seed_everything',
-           'make_optimizer', 'lr_at', 'bytes_per_token', 'evaluate', 'text_bits_per_byte', 'sample_text',
-           'checkpoint_path', 'list_checkpoints', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint',
-           'save_model', 'resume_problem', 'training_step', 'train', 'load_model', 'check_model',
-           'restore_from_checkpoint', 'training_unfinished', 'read_train_log']
+__all__ = ['LIMITS', 'FIT', 'PRESETS', 'CHECKPOINT', 'MODEL', 'INFO_KEYS', 'RUN_SETTINGS', 'LADDER', 'TOKENS_PER_PARAM',
+           'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches', 'TrainConfig', 'check_config',
+           'make_config', 'gpt_config', 'sync', 'seed_everything', 'make_optimizer', 'new_phase', 'phase_lr', 'lr_at',
+           'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte', 'sample_text', 'payload_digest',
+           'save_payload', 'load_payload', 'save_checkpoint', 'load_checkpoint', 'good_checkpoints',
+           'latest_checkpoint', 'save_model', 'model_info', 'load_model', 'check_model', 'RunState', 'resume_problem',
+           'training_step', 'TrainingData', 'stop_on_signals', 'Run', 'judge', 'start_run', 'train', 'describe_report',
+           'restore_from_checkpoint', 'resumable_checkpoint', 'read_train_log', 'count_params', 'flops_per_token',
+           'with_shape', 'step_seconds', 'fit_recipe']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -73,10 +78,10 @@ def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator
     return iter(DataLoader(ds, batch_sampler=RandomWindows(len(ds), batch_size, generator), pin_memory=pin_memory,
                            collate_fn=lambda batch: batch))  # __getitems__ made the batch already
 
-# %% ../nbs/04_training.ipynb #d7977a53
+# %% ../nbs/04_training.ipynb #cd487b7c
 @dataclass
 class TrainConfig:
-    "Every setting of a training run: model shape, optimisation, evaluation, checkpoints, stopping, device."
+    "Every setting of a training run: model shape, optimisation, evaluation, checkpoints, stopping, hardware."
     # model (the vocabulary size comes from the tokenizer)
     block_size: int = 256
     n_layer: int = 4
@@ -95,74 +100,101 @@ class TrainConfig:
     betas: tuple = (0.9, 0.99)
     # evaluation, logging, checkpoints
     val_fraction: float = 0.1  # the last part of the tokens, held out for evaluation
-    eval_interval: int = 200
-    eval_steps: int = 10
+    eval_interval: int = 200   # steps between evaluations, without a time budget
+    evals_per_run: int = 10    # with a time budget: an evaluation every time_budget / evals_per_run seconds
+    eval_steps: int = 10       # batches per evaluation
     log_interval: int = 10
-    ckpt_interval: int = 200
+    ckpt_interval: int = 200   # a checkpoint every ckpt_interval steps,
+    ckpt_seconds: float = 60.0  # ... and at least once every ckpt_seconds
     keep_checkpoints: int = 3
     # stopping, reproducibility, hardware
-    time_budget: float | None = 300.0  # seconds of training loop; None: only max_steps stops
+    time_budget: float | None = 300.0  # seconds of training; None: only max_steps stops
     seed: int = 1337
     device: str = 'auto'     # auto (cuda, mps, cpu), cuda, mps or cpu
     precision: str = 'auto'  # auto, fp32 or bf16 (autocast; weights stay fp32)
-    sample_prompt: str = 'The '
+    sample_prompt: str = 'The'
     sample_tokens: int = 48
+    fit: tuple = ()     # the settings that the fitted recipe will choose at start-up (preset 'auto')
+    fitted: tuple = ()  # the settings that it chose
 
     def __post_init__(self):
-        self.betas = tuple(self.betas)
-        for k in ['block_size', 'n_layer', 'n_head', 'n_embd', 'batch_size', 'max_steps', 'eval_interval',
-                  'eval_steps', 'log_interval', 'ckpt_interval', 'keep_checkpoints']:
-            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
-                raise ValueError(f"{k} must be a whole number >= 1, got {getattr(self, k)!r}")
-        if self.n_embd % self.n_head: raise ValueError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
-        if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 < self.val_fraction < 1: raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.device not in ('auto', 'cuda', 'mps', 'cpu'): raise ValueError(f"device must be auto, cuda, mps or cpu, got {self.device!r}")
-        if self.precision not in ('auto', 'fp32', 'bf16'): raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if isinstance(self.betas, list): self.betas = tuple(self.betas)
+        self.fit, self.fitted = tuple(self.fit), tuple(self.fitted)
+        check_config(self)
 
-# %% ../nbs/04_training.ipynb #9f3f5a12
+LIMITS = {  # setting: (type, lowest, highest)
+    'block_size': (int, 1, 1 << 16), 'n_layer': (int, 1, 256), 'n_head': (int, 1, 256), 'n_embd': (int, 1, 1 << 16),
+    'dropout': (float, 0, 0.9), 'batch_size': (int, 1, 1 << 16), 'lr': (float, 1e-7, 1), 'min_lr': (float, 0, 1),
+    'warmup_steps': (int, 0, 10**9), 'max_steps': (int, 1, 10**12), 'weight_decay': (float, 0, 100),
+    'grad_clip': (float, 0, 10**6), 'val_fraction': (float, 0.001, 0.5), 'eval_interval': (int, 1, 10**12),
+    'evals_per_run': (int, 1, 10**4), 'eval_steps': (int, 1, 10**6), 'log_interval': (int, 1, 10**12),
+    'ckpt_interval': (int, 1, 10**12), 'ckpt_seconds': (float, 1, 10**9), 'keep_checkpoints': (int, 1, 1000),
+    'time_budget': (float, 1, 10**8), 'seed': (int, 0, 2**63 - 1), 'sample_tokens': (int, 0, 10**4),
+}
+FIT = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'warmup_steps', 'eval_steps')
+
+def _number(name, value, kind, lo, hi):
+    "`value` if it is a finite number of `kind` from `lo` to `hi`, else a `ValueError` that says so."
+    ok = isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not lo <= value <= hi:
+        what = 'a whole number' if kind is int else 'a number'
+        raise ValueError(f'{name} must be {what} from {lo:g} to {hi:g}, got {value!r}')
+
+def check_config(cfg: TrainConfig):
+    "Raise a `ValueError` naming the first setting of `cfg` that is of the wrong type or out of range."
+    for name, (kind, lo, hi) in LIMITS.items():
+        value = getattr(cfg, name)
+        if not (name == 'time_budget' and value is None): _number(name, value, kind, lo, hi)
+    if not (isinstance(cfg.betas, tuple) and len(cfg.betas) == 2):
+        raise ValueError(f'betas must be two numbers from 0 to 1, e.g. [0.9, 0.99], got {cfg.betas!r}')
+    for b in cfg.betas: _number('each of betas', b, float, 0, 0.9999)
+    if not isinstance(cfg.rope, bool): raise ValueError(f'rope must be true or false, got {cfg.rope!r}')
+    if cfg.n_embd % cfg.n_head: raise ValueError(f'n_embd={cfg.n_embd} must be a multiple of n_head={cfg.n_head}')
+    if cfg.rope and (cfg.n_embd // cfg.n_head) % 2: raise ValueError(f'with rope, n_embd / n_head must be even, got {cfg.n_embd // cfg.n_head}')
+    if cfg.min_lr > cfg.lr: raise ValueError(f'min_lr ({cfg.min_lr:g}) must not exceed lr ({cfg.lr:g})')
+    if cfg.device not in ('auto', 'cuda', 'mps', 'cpu'): raise ValueError(f"device must be auto, cuda, mps or cpu, got {cfg.device!r}")
+    if cfg.precision not in ('auto', 'fp32', 'bf16'): raise ValueError(f"precision must be auto, fp32 or bf16, got {cfg.precision!r}")
+    if not isinstance(cfg.sample_prompt, str): raise ValueError(f'sample_prompt must be text, got {cfg.sample_prompt!r}')
+    if unknown := set(cfg.fit) - set(FIT): raise ValueError(f"fit names settings the recipe does not choose: {', '.join(sorted(unknown))}")
+    if cfg.fit and cfg.time_budget is None:
+        raise ValueError('the fitted recipe needs a time budget to fit (time_budget=None): give one, or a preset such as small')
+
+# %% ../nbs/04_training.ipynb #532c98b7
 PRESETS = {
+    'auto': TrainConfig(fit=FIT),  # fitted to this machine at start-up; the shape above is only a placeholder
     'tiny': TrainConfig(block_size=32, n_layer=2, n_head=2, n_embd=32, batch_size=8, lr=3e-3, min_lr=3e-4,
                         warmup_steps=5, max_steps=40, eval_interval=20, eval_steps=2, log_interval=5,
                         ckpt_interval=20, keep_checkpoints=2, time_budget=None, sample_tokens=16),
     'small': TrainConfig(),
     'gpu': TrainConfig(block_size=1024, n_layer=12, n_head=12, n_embd=768, dropout=0.0, batch_size=16, lr=6e-4,
-                       min_lr=6e-5, warmup_steps=500, max_steps=20000, weight_decay=0.1, betas=(0.9, 0.95), eval_interval=500,
-                       eval_steps=50, log_interval=50, ckpt_interval=1000, time_budget=None),
+                       min_lr=6e-5, warmup_steps=500, max_steps=20000, weight_decay=0.1, betas=(0.9, 0.95),
+                       eval_interval=500, eval_steps=50, log_interval=50, ckpt_interval=1000, time_budget=None),
 }
 
-def make_config(preset: str = 'small', **overrides) -> TrainConfig:
-    "The `preset` config with `overrides` applied; unknown presets or fields raise a `ValueError` listing the valid ones."
+def make_config(preset: str = 'auto', **overrides) -> TrainConfig:
+    "The `preset` config with `overrides` applied (an override also pins a setting the recipe would fit)."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     valid = [f.name for f in fields(TrainConfig)]
     if unknown := sorted(set(overrides) - set(valid)):
         raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; valid ones: {', '.join(valid)}")
-    return replace(PRESETS[preset], **overrides)
+    base = PRESETS[preset]
+    return replace(base, **overrides, fit=tuple(f for f in base.fit if f not in overrides))
 
-# %% ../nbs/04_training.ipynb #05d09e52
-def pick_device(pref: str = 'auto') -> str:
-    "The device to compute on: `pref`, or for 'auto' the first available of cuda, mps and cpu."
-    available = {'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available(), 'cpu': True}
-    if pref == 'auto': return next(d for d, ok in available.items() if ok)
-    if pref not in available: raise ValueError(f"unknown device {pref!r}; choose auto, cuda, mps or cpu")
-    if not available[pref]: raise ValueError(f"device {pref!r} is not available on this machine; use 'auto' or 'cpu'")
-    return pref
+# %% ../nbs/04_training.ipynb #17138faf
+def gpt_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
+    "The model shape that `cfg` asks for, with the tokenizer's vocabulary."
+    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope)
 
-def pick_precision(pref: str, device: str) -> str:
-    "'bf16' or 'fp32': `pref`, or for 'auto' bf16 on a CUDA GPU or a CPU that computes it fast, else fp32."
-    if pref != 'auto': return pref
-    if device == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp32'
-    return 'bf16' if device == 'cpu' and cpu_has_fast_bf16() else 'fp32'
-
-def autocast(device: str, precision: str):
-    "A context in which matrix multiplications run in bf16 when `precision` is 'bf16'."
-    return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == 'bf16')
+def sync(hw: Hardware):
+    "Wait for the device to finish its queued work (a GPU runs ahead of Python)."
+    if hw.device == 'cuda': torch.cuda.synchronize()
 
 def seed_everything(seed: int):
     "Seed Python's, NumPy's and torch's random generators."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/04_training.ipynb #8c4dc03d
+# %% ../nbs/04_training.ipynb #1e9283ec
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     "AdamW with weight decay on the linear layers' weight matrices only; fused where this torch supports it."
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
@@ -173,15 +205,25 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     try: return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
     except RuntimeError: return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
 
-# %% ../nbs/04_training.ipynb #4d657df0
-def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
-    "The learning rate at `step` (and `elapsed` seconds): linear warmup, then cosine decay to `min_lr` at the run's end."
-    if step < cfg.warmup_steps: return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
-    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    if cfg.time_budget and elapsed is not None: progress = max(progress, elapsed / cfg.time_budget)
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (cfg.lr - cfg.min_lr)
+# %% ../nbs/04_training.ipynb #adb0ec9a
+def new_phase(step: int, elapsed: float, peak: float, warmup: int, seconds: float | None, max_steps: int) -> dict:
+    "A learning-rate schedule that starts at `step` (and `elapsed` seconds): warmup to `peak`, cosine over `seconds` or `max_steps`."
+    return {'step': step, 'elapsed': elapsed, 'peak': peak, 'warmup': warmup, 'seconds': seconds, 'max_steps': max_steps}
 
-# %% ../nbs/04_training.ipynb #fe996208
+def phase_lr(phase: dict, floor: float, step: int, elapsed: float) -> float:
+    "The learning rate at `step` and `elapsed` seconds of the schedule `phase` (decaying to `floor`)."
+    k, t = step - phase['step'], elapsed - phase['elapsed']
+    if k < phase['warmup']: return phase['peak'] * (k + 1) / (phase['warmup'] + 1)
+    progress = (k - phase['warmup']) / max(1, phase['max_steps'] - phase['step'] - phase['warmup'])
+    if phase['seconds']: progress = max(progress, t / phase['seconds'])
+    floor = min(floor, phase['peak'])
+    return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (phase['peak'] - floor)
+
+def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
+    "The learning rate of a run with `cfg` at `step` (and `elapsed` seconds): warmup, then cosine decay to `min_lr`."
+    return phase_lr(new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps), cfg.min_lr, step, elapsed or 0.0)
+
+# %% ../nbs/04_training.ipynb #513a2a49
 def bytes_per_token(tokenizer, tokens, chunk: int = 1 << 20) -> float:
     "UTF-8 bytes of the text that `tokens` encode, per token (each eos counts as a document separator)."
     n_bytes = sum(len(tokenizer.decode(tokens[i:i + chunk].tolist()).encode('utf-8')) for i in range(0, len(tokens), chunk))
@@ -191,17 +233,38 @@ def bytes_per_token(tokenizer, tokens, chunk: int = 1 << 20) -> float:
 def evaluate(model: nn.Module, val_tokens, cfg: TrainConfig, bytes_per_token: float) -> dict:
     "Mean validation loss (nats per token) over fixed windows, and the bits per byte it means."
     device = next(model.parameters()).device.type
+    hw = Hardware.pick(device, cfg.precision)
     n = len(TextDataset(val_tokens, cfg.block_size))
     starts = np.linspace(0, n - 1, cfg.eval_steps * cfg.batch_size).astype(np.int64)
-    training, losses = model.training, []
-    model.eval()
-    for chunk in np.array_split(starts, cfg.eval_steps):
-        x, y = get_batch(val_tokens, chunk, cfg.block_size)
-        with autocast(device, pick_precision(cfg.precision, device)): _, loss = model(x.to(device), y.to(device))
-        losses.append(loss.float() * len(chunk))
-    model.train(training)
+    losses = []
+    with eval_mode(model):
+        for chunk in np.array_split(starts, cfg.eval_steps):
+            x, y = get_batch(val_tokens, chunk, cfg.block_size)
+            with hw.autocast(): _, loss = model(x.to(device), y.to(device))
+            losses.append(loss.float() * len(chunk))
     val_loss = (torch.stack(losses).sum() / len(starts)).item()
     return {'val_loss': val_loss, 'val_bpb': val_loss / math.log(2) / bytes_per_token}
+
+# %% ../nbs/04_training.ipynb #2a047446
+def baselines(train_tokens, val_tokens, tokenizer) -> dict:
+    "Bits per byte on the validation text of simple predictors: uniform, unigram and bigram counts, gzip, lzma."
+    V = tokenizer.vocab_size
+    tr, va = np.asarray(train_tokens, dtype=np.int64), np.asarray(val_tokens, dtype=np.int64)
+    text = (tokenizer.decode(va.tolist()) + DOC_SEP * int((va == tokenizer.eos_id).sum())).encode('utf-8')
+    unigram = (np.bincount(tr, minlength=V) + 1.0) / (len(tr) + V)  # add-one smoothing
+    pairs, counts = np.unique(tr[:-1] * V + tr[1:], return_counts=True)
+    seen = np.bincount(tr[:-1], minlength=V)                           # c(a): how often a token has a successor
+    kinds = np.bincount(pairs // V, minlength=V)                       # T(a): how many different successors
+    q = va[:-1] * V + va[1:]
+    i = np.minimum(np.searchsorted(pairs, q), len(pairs) - 1)
+    c_ab = np.where(pairs[i] == q, counts[i], 0)
+    a, b = va[:-1], va[1:]
+    p_bigram = (c_ab + kinds[a] * unigram[b]) / np.maximum(seen[a] + kinds[a], 1)  # Witten-Bell smoothing
+    p_bigram = np.where(seen[a] > 0, p_bigram, unigram[b])
+    bits = {'uniform': len(va) * math.log2(V), 'unigram': -np.log2(unigram[va]).sum(),
+            'bigram': -np.log2(unigram[va[0]]) - np.log2(p_bigram).sum(),
+            'gzip': 8 * len(gzip.compress(text, 9)), 'lzma': 8 * len(lzma.compress(text, preset=9))}
+    return {k: float(v) / len(text) for k, v in bits.items()}
 
 # %% ../nbs/04_training.ipynb #6e9bd2c7
 @torch.inference_mode()
@@ -213,270 +276,567 @@ def text_bits_per_byte(model: nn.Module, tokenizer, text: str, block_size: int |
     stride = stride or max(1, block_size // 2)
     ids = torch.tensor([tokenizer.eos_id] + tokenizer.encode(text))
     device = next(model.parameters()).device
-    training = model.training
-    model.eval()
     nats, scored, n = 0.0, 0, len(ids) - 1
-    while scored < n:
-        end = min(scored + (stride if scored else block_size), n)
-        start = max(0, end - block_size)
-        x, y = ids[start:end].to(device), ids[start + 1:end + 1].to(device)
-        logits, _ = model(x[None], y[None])
-        new = end - scored
-        nats += F.cross_entropy(logits[0, -new:].float(), y[-new:], reduction='sum').item()
-        scored = end
-    model.train(training)
+    with eval_mode(model):
+        while scored < n:
+            end = min(scored + (stride if scored else block_size), n)
+            start = max(0, end - block_size)
+            x, y = ids[start:end].to(device), ids[start + 1:end + 1].to(device)
+            logits, _ = model(x[None], y[None])
+            new = end - scored
+            nats += F.cross_entropy(logits[0, -new:].float(), y[-new:], reduction='sum').item()
+            scored = end
     n_bytes = len(text.encode('utf-8'))
     return {'bits_per_byte': nats / math.log(2) / n_bytes, 'perplexity': math.exp(nats / n),
             'tokens': n, 'bytes': n_bytes}
 
-# %% ../nbs/04_training.ipynb #fc0cf170
+# %% ../nbs/04_training.ipynb #7be71a30
 @torch.inference_mode()
 def sample_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, seed: int = 0) -> str:
     "A reproducible sampled continuation of `prompt` (temperature 0.8, top-k 40), prompt included."
     device = next(model.parameters()).device
     idx = torch.tensor([[tokenizer.eos_id] + tokenizer.encode(prompt)], device=device)
-    training = model.training
-    model.eval()
-    generator = torch.Generator(device).manual_seed(seed)
-    out = model.generate(idx, max_new_tokens, temperature=0.8, top_k=40, generator=generator)
-    model.train(training)
+    with eval_mode(model):
+        out = model.generate(idx, max_new_tokens, temperature=0.8, top_k=40, generator=torch.Generator(device).manual_seed(seed))
     return tokenizer.decode(out[0, 1:].tolist())
 
-# %% ../nbs/04_training.ipynb #0475c280
-def checkpoint_path(ws: Workspace, step: int) -> Path:
-    "Where the checkpoint of `step` goes."
-    return ws.checkpoints/f'ckpt_{step:07d}.pt'
+# %% ../nbs/04_training.ipynb #668825a5
+CHECKPOINT, MODEL = 'llmplay checkpoint', 'llmplay model'
 
-def list_checkpoints(ws: Workspace) -> list[Path]:
-    "The checkpoint files of `ws`, newest (highest step) first."
-    return sorted(ws.checkpoints.glob('ckpt_*.pt'), reverse=True)
+def payload_digest(obj) -> str:
+    "SHA-256 of `obj` (nested dicts, lists, tensors, numbers, strings, bytes): equal contents, equal digest."
+    h = hashlib.sha256()
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)
+            h.update(f'T{t.dtype}{tuple(o.shape)}:'.encode())
+            h.update(t.view(torch.uint8).numpy())
+        elif isinstance(o, dict):
+            h.update(b'{')
+            for k in sorted(o, key=repr): h.update(repr(k).encode() + b':'); walk(o[k])
+            h.update(b'}')
+        elif isinstance(o, (list, tuple)):
+            h.update(b'[')
+            for v in o: walk(v)
+            h.update(b']')
+        else: h.update(repr(o).encode() + b';')
+    walk(obj)
+    return h.hexdigest()
 
-def save_checkpoint(ws: Workspace, ckpt: dict, keep: int) -> Path:
-    "Write `ckpt` atomically as the checkpoint of its step; delete all but the newest `keep`."
-    path = checkpoint_path(ws, ckpt['step'])
-    with atomic_open(path, 'wb') as f: torch.save(ckpt, f)
-    for old in list_checkpoints(ws)[keep:]: old.unlink(missing_ok=True)
-    return path
+def save_payload(path, kind: str, payload: dict) -> Path:
+    "Write `payload` to `path` atomically, marked as `kind` and sealed with its digest."
+    payload = {'kind': kind, **payload}
+    with atomic_open(path, 'wb') as f: torch.save({**payload, 'digest': payload_digest(payload)}, f)
+    return Path(path)
 
 def _reason(e: Exception) -> str:
     "The first sentence of `e`'s message, after its type."
     msg = str(e).strip().split('\n')[0].split('. ')[0]
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    return f"{type(e).__name__}: {msg[:120]}" if msg else type(e).__name__
 
-def _load(path, keys) -> dict:
-    "The dict saved at `path`, loaded with `weights_only=True` on the CPU; a `ValueError` if it is unusable."
+def load_payload(path, kind: str) -> dict:
+    "The payload saved at `path` if it is a whole `kind` file; a `ValueError` saying what is wrong otherwise."
+    path = Path(path)
+    if path.is_symlink(): raise ValueError(f'{path} is a symbolic link, not a file llmplay wrote')
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"{path} is corrupt or truncated ({_reason(e)})") from e
-    if not isinstance(obj, dict) or set(keys) - set(obj): raise ValueError(f"{path} is not an llmplay file of the expected kind")
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f'{path} is damaged: it does not load ({_reason(e)})') from None
+    if not isinstance(obj, dict) or obj.get('kind') != kind:
+        what = obj.get('kind') if isinstance(obj, dict) and isinstance(obj.get('kind'), str) else 'something else'
+        raise ValueError(f'{path} is not an {kind} file (it holds {what})')
+    saved = obj.pop('digest', None)
+    if saved != payload_digest(obj): raise ValueError(f'{path} is damaged: its contents do not match the digest saved with them')
     return obj
 
-CKPT_KEYS = ('model', 'optimizer', 'step', 'train_config', 'gpt_config', 'tokenizer_sha256', 'finished')
+# %% ../nbs/04_training.ipynb #87e3b570
+def save_checkpoint(ws: Workspace, ckpt: dict, keep: int) -> Path:
+    "Write `ckpt` as the checkpoint of its step; delete all but the newest `keep`."
+    path = save_payload(ws.checkpoint(ckpt['state']['step']), CHECKPOINT, ckpt)
+    for old in ws.list_checkpoints()[keep:]: old.unlink(missing_ok=True)
+    return path
 
 def load_checkpoint(path) -> dict:
-    "The checkpoint at `path`; a `ValueError` naming the file if it is corrupt or truncated."
-    return _load(path, CKPT_KEYS)
+    "The checkpoint at `path`; a `ValueError` naming the file if it is damaged."
+    return load_payload(path, CHECKPOINT)
 
-def latest_checkpoint(ws: Workspace, log=print) -> tuple[Path, dict] | None:
-    "The newest checkpoint that loads and its contents (corrupt ones are skipped, with a message), or None."
-    for path in list_checkpoints(ws):
-        try: return path, load_checkpoint(path)
-        except ValueError as e: log(f"skipping {path.name}: {e}")
+def good_checkpoints(ws: Workspace, log=print, remove_damaged: bool = False):
+    "Each checkpoint that loads whole, newest first, as (path, contents); damaged ones are reported (and removed if asked)."
+    for path in ws.list_checkpoints():
+        try: yield path, load_checkpoint(path)
+        except (ValueError, OSError) as e:
+            log(f"skipping {path.name}: {e}" + ('; removed it' if remove_damaged else ''))
+            if remove_damaged: path.unlink(missing_ok=True)
 
-# %% ../nbs/04_training.ipynb #77d0056f
+def latest_checkpoint(ws: Workspace, log=print, remove_damaged: bool = False) -> tuple[Path, dict] | None:
+    "The newest checkpoint that loads whole, and its contents; or None."
+    return next(good_checkpoints(ws, log, remove_damaged), None)
+
+# %% ../nbs/04_training.ipynb #882e0ba1
+INFO_KEYS = ('gpt_config', 'train_config', 'tokenizer_sha256', 'tokenizer', 'run_id', 'step', 'val_loss', 'val_bpb')
+
 def save_model(ws: Workspace, state_dict: dict, info: dict) -> Path:
-    "Write the model file `ws.model` atomically: the weights and `info` (configs, tokenizer hash, step, metrics)."
-    with atomic_open(ws.model, 'wb') as f: torch.save({'model': state_dict, **info}, f)
-    return ws.model
+    "Write `ws.model`: the weights and `info` (configs, the tokenizer and its hash, the step, the figures)."
+    return save_payload(ws.model, MODEL, {'model': state_dict, **info})
 
-# %% ../nbs/04_training.ipynb #210d4787
-RUN_SETTINGS = ('max_steps', 'time_budget', 'eval_interval', 'eval_steps', 'log_interval', 'ckpt_interval',
-                'keep_checkpoints', 'device', 'precision', 'sample_prompt', 'sample_tokens')
+def model_info(ws: Workspace) -> dict:
+    "What `ws.model` says about itself (configs, step, figures; no weights), after checking it is whole."
+    if not ws.model.exists() and not ws.model.is_symlink():
+        raise FileNotFoundError(f"{ws.model} is missing: train a model with `{ws.command('run')}`")
+    saved = load_payload(ws.model, MODEL)
+    return {k: v for k, v in saved.items() if k not in ('model', 'tokenizer')}
 
-def resume_problem(ckpt: dict, cfg: TrainConfig, gpt_config: GPTConfig, tokenizer_sha256: str) -> str:
+def load_model(ws: Workspace, device: str | None = None) -> tuple[GPTModel, dict]:
+    "The trained model of `ws` (in eval mode, on `device` or the best available) and what it says about itself."
+    if not ws.model.exists() and not ws.model.is_symlink():
+        raise FileNotFoundError(f"{ws.model} is missing: train a model with `{ws.command('run')}`")
+    try:
+        saved = load_payload(ws.model, MODEL)
+        model = GPTModel(GPTConfig(**saved['gpt_config']))
+        model.load_state_dict(saved['model'])
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:
+        problem = str(e) if isinstance(e, ValueError) else f"{ws.model} does not hold a usable model ({_reason(e)})"
+        raise ValueError(f"{problem}: `{ws.command('run')}` restores it from the latest checkpoint, or retrains") from None
+    return model.to(Hardware.pick(device or 'auto').device).eval(), {k: v for k, v in saved.items() if k not in ('model', 'tokenizer')}
+
+def check_model(ws: Workspace) -> Check:
+    "Whether `ws.model` is whole (its digest matches) and was trained with the workspace's current tokenizer."
+    if c := missing(ws.model, 'model', ws.command('run')): return c
+    try: info = model_info(ws)
+    except (ValueError, OSError) as e: return Check('model', ws.model, False, str(e), ws.command('run'))
+    tok_sha = sha256(ws.tokenizer_model) if ws.tokenizer_model.is_file() else None
+    if tok_sha and info['tokenizer_sha256'] != tok_sha:
+        return Check('model', ws.model, False, f'{ws.model} was trained with another tokenizer than {ws.tokenizer_model.name}',
+                     ws.command('train'))
+    return Check('model', ws.model, True)
+
+# %% ../nbs/04_training.ipynb #4c321377
+@dataclass
+class RunState:
+    "How far a run has got: saved in every checkpoint, so that a resumed run continues exactly where it stopped."
+    run_id: str
+    step: int = 0
+    elapsed: float = 0.0               # seconds of training, over every session of the run
+    tokens: int = 0                    # tokens trained on
+    val_loss: float | None = None      # the latest evaluation
+    val_bpb: float | None = None
+    eval_step: int | None = None
+    best_val_loss: float | None = None  # the best evaluation: the model file holds its weights
+    best_val_bpb: float | None = None
+    best_step: int | None = None
+    next_eval: float = 0.0             # when the next evaluation is due: a step, or seconds with a time budget
+    last_checkpoint: float = 0.0       # elapsed seconds at the last checkpoint
+    phase: dict | None = None          # the learning-rate schedule: where it started, peak, warmup, length
+    finished: bool = False
+
+# %% ../nbs/04_training.ipynb #5f0d3e72
+RUN_SETTINGS = ('max_steps', 'time_budget', 'eval_interval', 'evals_per_run', 'eval_steps', 'log_interval', 'ckpt_interval',
+                'ckpt_seconds', 'keep_checkpoints', 'device', 'precision', 'sample_prompt', 'sample_tokens', 'fit', 'fitted')
+
+def resume_problem(ckpt: dict, cfg: TrainConfig, tokenizer_sha256: str) -> str:
     "Why a run with `cfg` cannot continue from `ckpt` ('' if it can)."
     if ckpt['tokenizer_sha256'] != tokenizer_sha256: return 'it was trained with another tokenizer'
-    old, new = {**ckpt['train_config'], **ckpt['gpt_config']}, {**asdict(cfg), **asdict(gpt_config)}
-    diff = [k for k in new if k not in RUN_SETTINGS and k in old and old[k] != new[k]]
+    old, new = ckpt['train_config'], asdict(cfg)
+    diff = [k for k in new if k not in RUN_SETTINGS and k not in cfg.fit and k in old and old[k] != new[k]]
     return 'its settings differ: ' + ', '.join(f'{k} {old[k]!r} -> {new[k]!r}' for k in diff) if diff else ''
 
-# %% ../nbs/04_training.ipynb #9218d64e
-def training_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, device: str, precision: str,
-                  grad_clip: float = 1.0) -> torch.Tensor:
-    "One optimisation step on the batch `(x, y)`: forward (bf16 autocast if asked), backward, clip, AdamW; the loss."
-    with autocast(device, precision): _, loss = model(x, y)
+# %% ../nbs/04_training.ipynb #b0fd882e
+def training_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, hw: Hardware, grad_clip: float = 1.0) -> torch.Tensor:
+    "One optimisation step on the batch `(x, y)`: forward (bf16 autocast if `hw` says so), backward, clip, AdamW; the loss."
+    with hw.autocast(): _, loss = model(x, y)
     loss.backward()
     if grad_clip: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
     return loss
 
-# %% ../nbs/04_training.ipynb #983c0376
-def train(ws: Workspace, cfg: TrainConfig, progress: bool = True, callback=None, resume: bool = True) -> dict:
-    "Train a GPT on `ws`'s tokens with `cfg`, resuming from the latest matching checkpoint; a summary of the run."
-    say = tqdm.write if progress else (lambda msg: None)
-    device = pick_device(cfg.device)
-    precision = pick_precision(cfg.precision, device)
-    tok = Tokenizer.load(ws)
-    meta = read_json(ws.tokens_meta, {})
-    if meta.get('tokenizer_sha256') != tok.sha256:
-        raise ValueError(f"{ws.tokens_meta} was not made with {ws.tokenizer_model}: re-tokenize with `{ws.command('tokenize')}`")
-    train_tokens, val_tokens = split_tokens(load_tokens(ws), cfg.val_fraction)
-    TextDataset(val_tokens, cfg.block_size)  # fail now, not at the first evaluation, if the split is too short
-    val_bpt = bytes_per_token(tok, val_tokens)
+# %% ../nbs/04_training.ipynb #661209a1
+@dataclass
+class TrainingData:
+    "The tokens a run trains and evaluates on, with the tokenizer and what the validation text weighs."
+    tokenizer: Tokenizer
+    tokenizer_bytes: bytes
+    train: np.ndarray
+    val: np.ndarray
+    val_bytes_per_token: float
 
-    seed_everything(cfg.seed)
-    gpt_config = GPTConfig(vocab_size=tok.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope)
-    model = GPTModel(gpt_config).to(device)
-    opt = make_optimizer(model, cfg)
-    sampler_rng = torch.Generator().manual_seed(cfg.seed)
-    run = dict(step=0, elapsed=0.0, val_loss=None, val_bpb=None, eval_step=None,
-               best_val_loss=None, best_val_bpb=None, best_step=None)
-    found = latest_checkpoint(ws, say) if resume else None
-    if found and (why := resume_problem(found[1], cfg, gpt_config, tok.sha256)):
-        say(f"not resuming from {found[0].name}: {why}; starting from step 0")
-        found = None
-    if found:
-        path, ck = found
-        model.load_state_dict(ck['model'])
-        opt.load_state_dict(ck['optimizer'])
-        run.update({k: ck[k] for k in run})
-        torch.set_rng_state(ck['rng']['torch'])
-        sampler_rng.set_state(ck['rng']['sampler'])
-        log_bytes = ws.train_log.read_bytes() if ws.train_log.exists() else b''
-        atomic_write(ws.train_log, log_bytes[:ck['log_position']])  # forget rows logged after the checkpoint
-        say(f"resuming from {path.name} (step {run['step']})")
-    else:
-        for old in list_checkpoints(ws): old.unlink()
-        atomic_write(ws.train_log, b'')
+    @classmethod
+    def load(cls, ws: Workspace, val_fraction: float) -> TrainingData:
+        "The workspace's tokens split for training; a clear error if they were not made with its tokenizer."
+        tok = Tokenizer.load(ws)
+        if read_json(ws.tokens_meta, {}).get('tokenizer_sha256') != tok.sha256:
+            raise ValueError(f"{ws.tokens_meta} was not made with {ws.tokenizer_model}: re-tokenize with `{ws.command('tokenize')}`")
+        train, val = split_tokens(load_tokens(ws), val_fraction)
+        return cls(tok, ws.tokenizer_model.read_bytes(), train, val, bytes_per_token(tok, val))
 
-    def elapsed(): return start_elapsed + time.perf_counter() - t_start
-    def model_info(): return {'gpt_config': asdict(gpt_config), 'train_config': asdict(cfg), 'tokenizer_sha256': tok.sha256,
-                              'step': run['step'], 'val_loss': run['val_loss'], 'val_bpb': run['val_bpb']}
-
-    def checkpoint(finished: bool) -> Path:
-        run['elapsed'] = elapsed()
-        return save_checkpoint(ws, {'model': model.state_dict(), 'optimizer': opt.state_dict(), **run,
-                                    **model_info(), 'finished': finished, 'log_position': log_file.tell(),
-                                    'rng': {'torch': torch.get_rng_state(), 'sampler': sampler_rng.get_state()}},
-                               cfg.keep_checkpoints)
-
-    def report(lr: float, with_eval: bool):
-        nonlocal iv_loss, iv_steps, iv_time, train_time
-        t0 = time.perf_counter()
-        loss = (iv_loss / iv_steps).item() if iv_steps else None  # waits for a GPU: count it as training time
-        iv_time += time.perf_counter() - t0
-        row = {'step': run['step'], 'lr': lr, 'loss': loss, 'val_loss': None, 'val_bpb': None,
-               'tokens_per_s': iv_steps * tokens_per_step / iv_time if iv_time else None, 'elapsed': None}
-        train_time += iv_time
-        iv_loss, iv_steps, iv_time = torch.zeros((), device=device), 0, 0.0
-        if with_eval:
-            row |= evaluate(model, val_tokens, cfg, val_bpt)
-            run.update(val_loss=row['val_loss'], val_bpb=row['val_bpb'], eval_step=run['step'])
-            if run['best_val_loss'] is None or row['val_loss'] < run['best_val_loss']:
-                run.update(best_val_loss=row['val_loss'], best_val_bpb=row['val_bpb'], best_step=run['step'])
-                save_model(ws, model.state_dict(), model_info())
-            sample = sample_text(model, tok, cfg.sample_prompt, cfg.sample_tokens, cfg.seed)
-            say(f"step {run['step']}: val loss {row['val_loss']:.3f}, {row['val_bpb']:.3f} bits/byte | {sample!r}")
-        row['elapsed'] = elapsed()
-        log_file.write((json.dumps(row) + '\n').encode()); log_file.flush()
-        if loss is not None: bar.set_postfix(loss=f'{loss:.3f}', lr=f'{lr:.1e}', tok_s=f"{row['tokens_per_s']:,.0f}")
-        if callback: callback({'event': 'eval' if with_eval else 'log', **row})
-
-    tokens_per_step = cfg.batch_size * cfg.block_size
-    stream = batches(train_tokens, cfg.block_size, cfg.batch_size, sampler_rng, pin_memory=device == 'cuda')
-    start_step, start_elapsed, t_start = run['step'], run['elapsed'], time.perf_counter()
-    iv_loss, iv_steps, iv_time, train_time = torch.zeros((), device=device), 0, 0.0, 0.0
-    lr = lr_at(run['step'], cfg, run['elapsed'])
-    model.train()
-    log_file = open(ws.train_log, 'ab')
-    bar = tqdm(total=cfg.max_steps, initial=run['step'], disable=not progress, unit='step', desc='training')
-    try:
-        while run['step'] < cfg.max_steps and (cfg.time_budget is None or elapsed() < cfg.time_budget):
-            t0 = time.perf_counter()
-            lr = lr_at(run['step'], cfg, elapsed())
-            for group in opt.param_groups: group['lr'] = lr
-            x, y = next(stream)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = training_step(model, opt, x, y, device, precision, cfg.grad_clip)
-            run['step'] += 1
-            iv_loss += loss.detach(); iv_steps += 1
-            iv_time += time.perf_counter() - t0
-            if run['step'] % cfg.eval_interval == 0 or run['step'] % cfg.log_interval == 0:
-                report(lr, with_eval=run['step'] % cfg.eval_interval == 0)
-            if run['step'] % cfg.ckpt_interval == 0: checkpoint(finished=False)
-            bar.update()
-        if run['eval_step'] != run['step']: report(lr, with_eval=True)
-        last = checkpoint(finished=True)
-    except KeyboardInterrupt:
-        say(f"interrupted at step {run['step']}: saved {checkpoint(finished=False).name}; run again to resume")
-        raise
+@contextmanager
+def stop_on_signals():
+    "A flag that Ctrl-C (SIGINT) and SIGTERM raise instead of interrupting; a second Ctrl-C interrupts at once."
+    class Stop: requested = False
+    stop = Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    def handler(signum, frame):
+        if stop.requested: raise KeyboardInterrupt
+        stop.requested = True
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield stop
     finally:
-        bar.close()
-        log_file.close()
-    if not check_model(ws).ok: save_model(ws, model.state_dict(), model_info())
-    trained = run['step'] - start_step
-    return {'step': run['step'], 'start_step': start_step,
-            'stopped': 'max_steps' if run['step'] >= cfg.max_steps else 'time_budget',
-            'val_loss': run['val_loss'], 'val_bpb': run['val_bpb'], 'best_val_loss': run['best_val_loss'],
-            'best_val_bpb': run['best_val_bpb'], 'best_step': run['best_step'],
-            'tokens_per_s': trained * tokens_per_step / train_time if train_time else None,
-            'elapsed': run['elapsed'], 'run_seconds': time.perf_counter() - t_start, 'n_params': model.num_params(),
-            'device': device, 'precision': precision,
-            'paths': {'model': str(ws.model), 'checkpoint': str(last), 'train_log': str(ws.train_log)}}
+        for s, h in saved.items(): signal.signal(s, h)
 
-# %% ../nbs/04_training.ipynb #3f58488e
-MODEL_KEYS = ('model', 'gpt_config', 'train_config', 'tokenizer_sha256', 'step')
+# %% ../nbs/04_training.ipynb #9d4bf8ae
+class Run:
+    "The moving parts of one training run (model, optimizer, data, state, log); `train` drives them step by step."
+    def __init__(self, ws: Workspace, cfg: TrainConfig, hw: Hardware, data: TrainingData, emit, say, progress: bool):
+        self.ws, self.cfg, self.hw, self.data, self.emit, self.say = ws, cfg, hw, data, emit, say
+        self.gpt_config = gpt_config(cfg, data.tokenizer.vocab_size)
+        seed_everything(cfg.seed)
+        self.model = GPTModel(self.gpt_config).to(hw.device)
+        self.opt = make_optimizer(self.model, cfg)
+        self.rng = torch.Generator().manual_seed(cfg.seed)  # the batches' own random stream
+        self.state = RunState(secrets.token_hex(6))
+        self.state.phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps)
+        self.state.next_eval = self.eval_every()
+        self.timed = cfg.time_budget is not None
+        self.tokens_per_step, self.in_step = cfg.batch_size * cfg.block_size, False
+        self.loss_sum, self.loss_steps, self.busy = torch.zeros((), device=hw.device), 0, 0.0  # since the last log row
+        self.train_time, self.trained_steps = 0.0, 0
+        self.progress = progress
 
-def load_model(ws: Workspace, device: str | None = None) -> tuple[GPTModel, dict]:
-    "The trained model of `ws` (in eval mode, on `device` or the best available) and its info without the weights."
-    if not ws.model.exists():
-        raise FileNotFoundError(f"{ws.model} is missing: train a model with `{ws.command('train')}`")
-    try:
-        saved = _load(ws.model, MODEL_KEYS)
-        model = GPTModel(GPTConfig(**saved['gpt_config']))
-        model.load_state_dict(saved['model'])
-    except (ValueError, TypeError, RuntimeError) as e:
-        problem = str(e) if isinstance(e, ValueError) else f"{ws.model} does not hold a usable model ({_reason(e)})"
-        raise ValueError(f"{problem}: restore it from the latest checkpoint with `{ws.command('run')}`, "
-                         f"or retrain with `{ws.command('train')}`") from e
-    info = {k: v for k, v in saved.items() if k != 'model'}
-    return model.to(pick_device(device or 'auto')).eval(), info
+    def resume(self, ckpt: dict):
+        "Continue from the checkpoint `ckpt`: weights, optimizer, state, random streams, and the log up to it."
+        self.model.load_state_dict(ckpt['model'])
+        self.opt.load_state_dict(ckpt['optimizer'])
+        self.state = RunState(**{**ckpt['state'], 'finished': False})
+        if self.state.phase['step'] == 0:  # the run's own schedule follows its settings: a longer budget trains on
+            self.state.phase.update(max_steps=self.cfg.max_steps, seconds=self.cfg.time_budget)
+        torch.set_rng_state(ckpt['rng']['torch'])
+        self.rng.set_state(ckpt['rng']['sampler'])
+        log = self.ws.train_log.read_bytes() if self.ws.train_log.is_file() else b''
+        atomic_write(self.ws.train_log, log[:ckpt['log_position']])  # forget rows logged after the checkpoint
+        try: best = model_info(self.ws)  # never let a resumed run overwrite a better model of its own with a worse one
+        except (ValueError, OSError): best = None
+        if best and best.get('run_id') == self.state.run_id and best.get('val_loss') is not None and (
+                self.state.best_val_loss is None or best['val_loss'] < self.state.best_val_loss):
+            self.state.best_val_loss, self.state.best_val_bpb, self.state.best_step = best['val_loss'], best['val_bpb'], best['step']
 
-def _tokenizer_sha256(ws: Workspace) -> str | None:
-    return sha256(ws.tokenizer_model) if ws.tokenizer_model.exists() else None
+    def start_fresh(self):
+        "A new run: the checkpoints and the log of any earlier run go (its model file stays until this run has a better one)."
+        for old in self.ws.list_checkpoints(): old.unlink()
+        atomic_write(self.ws.train_log, b'')
 
-def check_model(ws: Workspace) -> Check:
-    "Whether `ws.model` exists, loads, and was trained with the workspace's current tokenizer."
-    if c := missing(ws.model, 'model', ws.command('train')): return c
-    try: _, info = load_model(ws, device='cpu')
-    except ValueError:
-        fix = ws.command('run') if list_checkpoints(ws) else ws.command('train')
-        return Check('model', ws.model, False, f'{ws.model} is corrupt or truncated', fix)
-    if (sha := _tokenizer_sha256(ws)) and info['tokenizer_sha256'] != sha:
-        return Check('model', ws.model, False, f'{ws.model} was trained with another tokenizer: retrain', ws.command('train'))
-    return Check('model', ws.model, True)
+    def more(self, seconds: float):
+        "Train a finished run for `seconds` more, on a new short schedule (warmup, then cosine from half the peak to 0)."
+        s = self.state
+        s.finished, expected = False, seconds / max(s.elapsed / max(s.step, 1), 1e-9)
+        s.phase = new_phase(s.step, s.elapsed, self.cfg.lr / 2, int(min(200, max(5, expected / 20))), seconds, 10**12)
+        s.next_eval = s.elapsed + seconds / self.cfg.evals_per_run
 
+    def elapsed(self) -> float: return self.start_elapsed + time.perf_counter() - self.t_start
+
+    def eval_every(self) -> float:
+        "Seconds (with a time budget) or steps between evaluations in the current schedule."
+        ph = self.state.phase
+        return ph['seconds'] / self.cfg.evals_per_run if ph['seconds'] else self.cfg.eval_interval
+
+    def done(self) -> bool:
+        ph, s = self.state.phase, self.state
+        return s.step >= ph['max_steps'] or bool(ph['seconds']) and self.elapsed() >= ph['elapsed'] + ph['seconds']
+
+    def step(self):
+        "One optimisation step."
+        s = self.state
+        lr = phase_lr(s.phase, self.cfg.min_lr, s.step, self.elapsed())
+        for group in self.opt.param_groups: group['lr'] = lr
+        self.lr = lr
+        t0 = time.perf_counter()
+        x, y = next(self.batches)
+        self.in_step = True
+        loss = training_step(self.model, self.opt, x.to(self.hw.device, non_blocking=True),
+                             y.to(self.hw.device, non_blocking=True), self.hw, self.cfg.grad_clip)
+        s.step, s.tokens = s.step + 1, s.tokens + self.tokens_per_step
+        self.in_step = False
+        self.loss_sum += loss.detach(); self.loss_steps += 1
+        self.busy += time.perf_counter() - t0
+        self.bar.update((self.elapsed() - self.bar.n) if self.timed else 1)
+
+    def eval_due(self) -> bool:
+        s = self.state
+        return (self.elapsed() if s.phase['seconds'] else s.step) >= s.next_eval or self.done()
+
+    def checkpoint_due(self) -> bool:
+        s = self.state
+        return s.step % self.cfg.ckpt_interval == 0 or self.elapsed() - s.last_checkpoint >= self.cfg.ckpt_seconds
+
+    def log(self, extra: dict | None = None):
+        "Write a row of the training log (the mean loss since the last row, speed, and `extra`) and report it."
+        s = self.state
+        t0 = time.perf_counter()
+        loss = (self.loss_sum / self.loss_steps).item() if self.loss_steps else None  # waits for a GPU: count it
+        self.busy += time.perf_counter() - t0
+        row = {'step': s.step, 'lr': self.lr, 'loss': loss, 'val_loss': None, 'val_bpb': None,
+               'tokens_per_s': self.loss_steps * self.tokens_per_step / self.busy if self.busy else None,
+               'elapsed': self.elapsed(), **(extra or {})}
+        self.train_time += self.busy; self.trained_steps += self.loss_steps
+        self.loss_sum, self.loss_steps, self.busy = torch.zeros((), device=self.hw.device), 0, 0.0
+        self.log_file.write((json.dumps(row) + '\n').encode()); self.log_file.flush()
+        if loss is not None: self.bar.set_postfix_str(f"step {s.step:,}, loss {loss:.3f}, {row['tokens_per_s'] or 0:,.0f} tokens/s")
+        self.emit({'event': 'eval' if row['val_loss'] is not None else 'log', **row})
+
+    def evaluate(self):
+        "Evaluate on the validation tokens; keep the model if it is the best so far; log a row with a sample."
+        s, cfg = self.state, self.cfg
+        ev = evaluate(self.model, self.data.val, cfg, self.data.val_bytes_per_token)
+        s.val_loss, s.val_bpb, s.eval_step = ev['val_loss'], ev['val_bpb'], s.step
+        if s.best_val_loss is None or ev['val_loss'] < s.best_val_loss:
+            s.best_val_loss, s.best_val_bpb, s.best_step = ev['val_loss'], ev['val_bpb'], s.step
+            save_model(self.ws, self.model.state_dict(), self.info())
+        s.next_eval += self.eval_every()
+        sample = sample_text(self.model, self.data.tokenizer, cfg.sample_prompt, cfg.sample_tokens, cfg.seed)
+        self.say(f"step {s.step:,} ({self.elapsed():.0f} s): val loss {ev['val_loss']:.3f}, {ev['val_bpb']:.3f} bits/byte | {sample!r}")
+        self.log({**ev, 'sample': sample})
+
+    def info(self, **extra) -> dict:
+        "What the model file says about itself."
+        s = self.state
+        return {'gpt_config': asdict(self.gpt_config), 'train_config': asdict(self.cfg), 'tokenizer_sha256': self.data.tokenizer.sha256,
+                'tokenizer': self.data.tokenizer_bytes, 'run_id': s.run_id, 'step': s.step, 'val_loss': s.val_loss,
+                'val_bpb': s.val_bpb, 'run_finished': False, **extra}
+
+    def checkpoint(self) -> Path:
+        "Save everything a resumed run needs, atomically."
+        s = self.state
+        s.elapsed = s.last_checkpoint = self.elapsed()
+        path = save_checkpoint(self.ws, {
+            'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'state': asdict(s),
+            'train_config': asdict(self.cfg), 'gpt_config': asdict(self.gpt_config), 'tokenizer_sha256': self.data.tokenizer.sha256,
+            'tokenizer': self.data.tokenizer_bytes, 'log_position': self.log_file.tell(),
+            'rng': {'torch': torch.get_rng_state(), 'sampler': self.rng.get_state()}}, self.cfg.keep_checkpoints)
+        self.emit({'event': 'checkpoint', 'step': s.step, 'elapsed': s.elapsed, 'path': str(path)})
+        return path
+    def finish(self, report_extra: dict) -> Path:
+        "End the run: a last evaluation if due, the final checkpoint, the model file marked finished with the run's report."
+        s = self.state
+        if s.eval_step != s.step: self.evaluate()
+        s.finished = True
+        last = self.checkpoint()
+        evals = [r for r in read_train_log(self.ws) if r.get('val_bpb') is not None]
+        self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': self.model.num_params(),
+                       'tokens_per_param': s.tokens / self.model.num_params(), 'best_step': s.best_step,
+                       'best_val_bpb': s.best_val_bpb, **report_extra}
+        self.report['verdict'] = judge(evals, self.report.get('baselines'), self.ws.command('train', '--more', 300))
+        try: best = load_payload(self.ws.model, MODEL)
+        except (ValueError, OSError): best = None
+        if best is None or best.get('run_id') != s.run_id:  # the best model went missing: this one stands in
+            save_model(self.ws, self.model.state_dict(), self.info(run_finished=True, report=self.report))
+        else:
+            best.pop('kind')
+            save_payload(self.ws.model, MODEL, {**best, 'run_finished': True, 'report': self.report})
+        return last
+
+    def close(self):
+        self.bar.close()
+        self.log_file.close()
+
+# %% ../nbs/04_training.ipynb #ee5516ee
+def judge(evals: list[dict], baselines: dict | None, more: str) -> str:
+    "A plain sentence on what a run's evaluations say, and what would help most next."
+    if not evals: return 'No evaluation was made.'
+    best, last = min(evals, key=lambda r: r['val_bpb']), evals[-1]
+    if baselines and best['val_bpb'] >= baselines['unigram']:
+        return (f"Under-trained: {best['val_bpb']:.2f} bits per byte is no better than counting how often each token occurs "
+                f"({baselines['unigram']:.2f}). Train longer: `{more}`.")
+    if len(evals) >= 3 and last['val_bpb'] > best['val_bpb'] * 1.02:
+        return (f"Overfitting: validation was best at step {best['step']:,} ({best['val_bpb']:.3f} bits per byte) and rose after, to "
+                f"{last['val_bpb']:.3f}; the model file keeps the step-{best['step']:,} weights. More text would help more than more time.")
+    if len(evals) >= 2 and evals[-2]['val_bpb'] - last['val_bpb'] > 0.01 * last['val_bpb']:
+        return (f"Still improving when the time ran out ({evals[-2]['val_bpb']:.3f} -> {last['val_bpb']:.3f} bits per byte over the "
+                f"last two evaluations): more training would help, `{more}`.")
+    return (f"Levelled off at {best['val_bpb']:.3f} bits per byte: a bigger model (a longer --time-budget fits one) or more text "
+            "would help next.")
+
+# %% ../nbs/04_training.ipynb #26e99fd6
+def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None,
+              emit, say, progress: bool) -> Run:
+    "The run that `train` drives: the interrupted one continued, a finished one extended (`more`), or a new one."
+    found = latest_checkpoint(ws, say, remove_damaged=True) if resume or more is not None else None
+    ck = found[1] if found else None
+    if more is not None:
+        if not ck or not ck['state']['finished']:
+            raise ValueError(f"--more continues a finished training run, and {ws.checkpoints} holds none: "
+                             f"train first, with `{ws.command('train')}`")
+        cfg = TrainConfig(**{**ck['train_config'], **({'device': cfg.device, 'precision': cfg.precision} if cfg else {})})
+    elif cfg is None:  # no settings given: continue an interrupted run as it was, or start the fitted recipe
+        cfg = TrainConfig(**ck['train_config']) if ck and not ck['state']['finished'] else make_config()
+    if ck and more is None:
+        if cfg.fit and tuple(ck['train_config'].get('fitted', ())) == cfg.fit:  # the same fitted run: its shape, not a new fit
+            cfg = replace(cfg, **{k: ck['train_config'][k] for k in cfg.fit}, fit=(), fitted=cfg.fit)
+        if why := resume_problem(ck, cfg, data.tokenizer.sha256):
+            say(f"not resuming from {found[0].name}: {why}; starting a new run")
+            found = ck = None
+    hw = Hardware.pick(cfg.device, cfg.precision)
+    recipe = None
+    if cfg.fit: cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, hw, say)
+    run = Run(ws, cfg, hw, data, emit, say, progress)
+    run.recipe = recipe
+    if ck:
+        run.resume(ck)
+        say(f"resuming from {found[0].name} (step {run.state.step:,}, {run.state.elapsed:.0f} s)")
+    else: run.start_fresh()
+    if more is not None: run.more(more)
+    return run
+
+def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, on_event=None, resume: bool = True,
+          more: float | None = None, wait: bool | float = False) -> dict:
+    "Train a GPT on `ws`'s tokens: continue its interrupted run, or start one with `cfg` (default: the fitted recipe)."
+    emit = on_event or (lambda event: None)
+    def say(text):
+        emit({'event': 'message', 'text': text})
+        if progress: tqdm.write(text)
+    with locked(ws, 'llmplay train', wait), stop_on_signals() as stop:
+        data = TrainingData.load(ws, (cfg or make_config()).val_fraction)
+        TextDataset(data.val, (cfg or make_config()).block_size)  # fail now, not at the first evaluation
+        run = start_run(ws, cfg, data, resume, more, emit, say, progress)
+        cfg, s = run.cfg, run.state
+        extra = {'baselines': baselines(data.train, data.val, data.tokenizer), 'hardware': run.hw.describe(), 'recipe': run.recipe}
+        run.batches = batches(data.train, cfg.block_size, cfg.batch_size, run.rng, pin_memory=run.hw.device == 'cuda')
+        run.log_file = open(ws.train_log, 'ab')
+        ph = s.phase
+        run.bar = tqdm(total=ph['elapsed'] + ph['seconds'] if ph['seconds'] else ph['max_steps'],
+                       initial=s.elapsed if ph['seconds'] else s.step, disable=not progress, desc='training',
+                       unit='s' if ph['seconds'] else 'step', bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{postfix}]')
+        start_step, run.start_elapsed, run.t_start = s.step, s.elapsed, time.perf_counter()
+        emit({'event': 'start', 'step': s.step, 'elapsed': s.elapsed, 'n_params': run.model.num_params(), 'config': asdict(cfg),
+              'hardware': run.hw.describe(), 'recipe': run.recipe, 'phase': dict(ph)})
+        try:
+            while not run.done():
+                run.step()
+                if run.eval_due(): run.evaluate()
+                elif s.step % cfg.log_interval == 0: run.log()
+                if s.eval_step == s.step or run.checkpoint_due(): run.checkpoint()
+                if stop.requested:
+                    say(f"stopped at step {s.step:,}: saved {run.ws.checkpoint(s.step).name}; run the same command again to continue")
+                    raise KeyboardInterrupt
+            last = run.finish(extra)
+        except KeyboardInterrupt:
+            if not stop.requested and not run.in_step and not s.finished: run.checkpoint()  # interrupted from a callback
+            raise
+        finally: run.close()
+    summary = {'step': s.step, 'start_step': start_step, 'stopped': 'max_steps' if s.step >= ph['max_steps'] else 'time_budget',
+               'val_loss': s.val_loss, 'val_bpb': s.val_bpb, 'best_val_loss': s.best_val_loss, 'best_val_bpb': s.best_val_bpb,
+               'best_step': s.best_step, 'tokens_per_s': run.trained_steps * run.tokens_per_step / run.train_time if run.train_time else None,
+               'elapsed': s.elapsed, 'run_seconds': time.perf_counter() - run.t_start, 'n_params': run.model.num_params(),
+               'device': run.hw.device, 'precision': run.hw.precision, 'report': run.report,
+               'paths': {'model': str(ws.model), 'checkpoint': str(last), 'train_log': str(ws.train_log)}}
+    emit({'event': 'end', **summary})
+    if progress: say(describe_report(run.report))
+    return summary
+
+def describe_report(report: dict) -> str:
+    "The report of a finished run, in a few lines for a person."
+    b = report.get('baselines') or {}
+    lines = [f"trained {report['steps']:,} steps in {report['seconds']:.0f} s: {report['tokens'] / 1e6:.1f}M tokens, "
+             f"{report['tokens_per_param']:.1f} per parameter ({report['n_params'] / 1e6:.2f}M parameters)"]
+    if report.get('best_val_bpb') is not None:
+        lines.append(f"validation: {report['best_val_bpb']:.3f} bits per byte (best, step {report['best_step']:,})" + (
+            f"; on the same text gzip needs {b['gzip']:.2f}, lzma {b['lzma']:.2f}, counting tokens {b['unigram']:.2f}, "
+            f"counting pairs of tokens {b['bigram']:.2f}" if b else ''))
+    return '\n'.join(lines + [report['verdict']])
+
+# %% ../nbs/04_training.ipynb #4fb82068
 def restore_from_checkpoint(ws: Workspace, log=print) -> Path | None:
-    "Rebuild `ws.model` from the newest good checkpoint made with the current tokenizer; the checkpoint used, or None."
-    if not (found := latest_checkpoint(ws, log)): return None
-    path, ck = found
-    if ck['tokenizer_sha256'] != _tokenizer_sha256(ws):
-        log(f"refusing {path.name}: it was trained with another tokenizer than {ws.tokenizer_model}; retrain with `{ws.command('train')}`")
-        return None
-    save_model(ws, ck['model'], {k: ck[k] for k in ['gpt_config', 'train_config', 'tokenizer_sha256', 'step', 'val_loss', 'val_bpb']})
-    return path
+    "Rebuild `ws.model` from the newest whole checkpoint made with the current tokenizer; the checkpoint used, or None."
+    tok_sha = sha256(ws.tokenizer_model) if ws.tokenizer_model.is_file() else None
+    for path, ck in good_checkpoints(ws, log):
+        if ck['tokenizer_sha256'] != tok_sha:
+            log(f"not restoring from {path.name}: it was trained with another tokenizer than {ws.tokenizer_model.name}")
+            return None
+        save_model(ws, ck['model'], {k: ck[k] for k in ('gpt_config', 'train_config', 'tokenizer_sha256', 'tokenizer')} | {
+            'run_id': ck['state']['run_id'], 'step': ck['state']['step'], 'val_loss': ck['state']['val_loss'],
+            'val_bpb': ck['state']['val_bpb'], 'run_finished': ck['state']['finished']})
+        return path
 
-def training_unfinished(ws: Workspace) -> bool:
-    "Whether the newest good checkpoint is of a run that stopped early (Ctrl-C, a crash) and can resume."
-    found = latest_checkpoint(ws, log=lambda msg: None)
-    return bool(found) and not found[1]['finished'] and found[1]['tokenizer_sha256'] == _tokenizer_sha256(ws)
+def resumable_checkpoint(ws: Workspace, log=print) -> tuple[Path, dict] | None:
+    "The newest whole checkpoint of an interrupted run that `train` would continue (the model's own run), or None."
+    found = latest_checkpoint(ws, log)
+    if not found or found[1]['state']['finished']: return None
+    tok_sha = sha256(ws.tokenizer_model) if ws.tokenizer_model.is_file() else None
+    if found[1]['tokenizer_sha256'] != tok_sha: return None
+    try: info = model_info(ws)
+    except (ValueError, OSError): return found
+    return None if info.get('run_finished') or info.get('run_id') != found[1]['state']['run_id'] else found
 
 def read_train_log(ws: Workspace) -> list[dict]:
     "The rows of the training log (a row cut short by a crash is skipped)."
-    if not ws.train_log.exists(): return []
+    if not ws.train_log.is_file(): return []
     rows = []
-    for line in ws.train_log.read_text(encoding='utf-8').splitlines():
+    for line in ws.train_log.read_text(encoding='utf-8', errors='replace').splitlines():
         try: rows.append(json.loads(line))
         except ValueError: pass
-    return rows
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get('step'), int)]
+
+# %% ../nbs/04_training.ipynb #0e875a73
+LADDER = (  # model shapes from small to large: n_layer, n_head, n_embd, block_size, batch_size, lr
+    (2, 2, 96, 64, 32, 3e-3), (3, 4, 128, 128, 16, 2e-3), (4, 3, 192, 128, 16, 2e-3), (4, 4, 256, 128, 16, 2e-3),
+    (4, 5, 320, 256, 16, 2e-3), (4, 4, 384, 256, 16, 2e-3), (6, 8, 512, 256, 16, 1e-3), (8, 8, 640, 512, 16, 8e-4),
+    (12, 12, 768, 1024, 16, 6e-4))
+TOKENS_PER_PARAM = 0.5  # the rule: the largest shape that sees at least this many tokens per parameter in the budget
+
+def count_params(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 0) -> int:
+    "Parameters of a GPT of that shape (bias-free, weight-tied; `block_size` adds learned positions)."
+    return vocab_size * n_embd + block_size * n_embd + n_layer * (12 * n_embd ** 2 + 2 * n_embd) + n_embd
+
+def flops_per_token(cfg, vocab_size: int) -> int:
+    "Training FLOPs per token, nanoGPT's estimate: 6 N + 12 L T d (N without the position embedding)."
+    return 6 * count_params(cfg.n_layer, cfg.n_embd, vocab_size) + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
+
+# %% ../nbs/04_training.ipynb #5cf88378
+def with_shape(cfg: TrainConfig, rung) -> TrainConfig:
+    "`cfg` with the shape, batch and learning rate of a `LADDER` rung."
+    n_layer, n_head, n_embd, block_size, batch_size, lr = rung
+    return replace(cfg, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, batch_size=batch_size,
+                   lr=lr, fit=(), fitted=cfg.fit)
+
+def step_seconds(cfg: TrainConfig, vocab_size: int, hw: Hardware, steps: int = 2) -> float:
+    "Seconds per training step of `cfg`'s shape on `hw` (after one warm-up step), on random tokens."
+    torch.manual_seed(0)
+    model = GPTModel(gpt_config(cfg, vocab_size)).to(hw.device)
+    opt = make_optimizer(model, cfg)
+    x = torch.randint(vocab_size, (cfg.batch_size, cfg.block_size), device=hw.device)
+    training_step(model, opt, x, x, hw, cfg.grad_clip)
+    sync(hw)
+    t0 = time.perf_counter()
+    for _ in range(steps): training_step(model, opt, x, x, hw, cfg.grad_clip)
+    sync(hw)
+    return (time.perf_counter() - t0) / steps
+
+def fit_recipe(cfg: TrainConfig, vocab_size: int, hw: Hardware, say=print) -> tuple[TrainConfig, dict]:
+    "`cfg` with its `fit` settings chosen for its time budget from this machine's measured speed; and why."
+    budget, t0, timed = cfg.time_budget * 0.95, time.perf_counter(), {}  # ~5% of the budget goes to evaluations
+    def tokens_per_param(i, seconds):
+        c = with_shape(cfg, LADDER[i])
+        return budget / seconds * c.batch_size * c.block_size / count_params(c.n_layer, c.n_embd, vocab_size)
+    chosen = 0
+    for i in range(len(LADDER)):
+        if i and timed:  # skip shapes that the last one's speed says are far too slow to time
+            j = max(timed)
+            guess = timed[j] * flops_per_token(with_shape(cfg, LADDER[i]), vocab_size) * LADDER[i][3] * LADDER[i][4] / (
+                flops_per_token(with_shape(cfg, LADDER[j]), vocab_size) * LADDER[j][3] * LADDER[j][4])
+            if tokens_per_param(i, guess) < TOKENS_PER_PARAM / 2: break
+        timed[i] = step_seconds(with_shape(cfg, LADDER[i]), vocab_size, hw)
+        if tokens_per_param(i, timed[i]) < TOKENS_PER_PARAM: break
+        chosen = i
+    fitted = with_shape(cfg, LADDER[chosen])
+    steps = budget / timed[chosen]
+    n = count_params(fitted.n_layer, fitted.n_embd, vocab_size)
+    fitted = replace(fitted, **{k: getattr(cfg, k) for k in FIT if k not in cfg.fit},  # pinned settings win
+                     warmup_steps=int(min(200, max(10, steps / 20))) if 'warmup_steps' in cfg.fit else cfg.warmup_steps,
+                     eval_steps=int(min(20, max(2, steps * 0.15 / cfg.evals_per_run))) if 'eval_steps' in cfg.fit else cfg.eval_steps)
+    tokens = steps * fitted.batch_size * fitted.block_size
+    why = {'hardware': hw.describe(), 'tokens_per_s': tokens / budget, 'probe_seconds': time.perf_counter() - t0,
+           'n_params': n, 'tokens': tokens, 'tokens_per_param': tokens / n, 'steps': steps,
+           'shape': f'{fitted.n_layer} layers, {fitted.n_head} heads, width {fitted.n_embd}, context {fitted.block_size}'}
+    say(f"fitted recipe: {why['hardware']}, ~{why['tokens_per_s']:,.0f} tokens/s -> {why['shape']}, batch "
+        f"{fitted.batch_size}, lr {fitted.lr:g} ({n / 1e6:.2f}M parameters, ~{tokens / 1e6:.1f}M tokens in "
+        f"{cfg.time_budget:g} s = {tokens / n:.1f} tokens per parameter; timed in {why['probe_seconds']:.1f} s)")
+    return fitted, why

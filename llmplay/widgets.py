@@ -7,26 +7,22 @@ from __future__ import annotations
 import html
 import ipywidgets as W
 from IPython.display import display
-from .generation import next_token_probs, stream
+from .generation import SamplingSettings, next_token_probs, show_piece, stream
 
 # %% auto #0
-__all__ = ['distribution', 'show_piece', 'bars_html', 'Sampler']
+__all__ = ['distribution', 'bars_html', 'Sampler']
 
 # %% ../nbs/07_playground.ipynb #1c990312
-def distribution(model, tokenizer, prompt: str, n=12, greedy=False, temperature=1.0, top_k=None, top_p=None,
-                 min_p=None, repetition_penalty=1.0) -> tuple[list[tuple[str, float, float]], int]:
-    "The model's `n` likeliest next tokens as (piece, probability as trained, probability after the knobs), and how many tokens the knobs keep."
+def distribution(model, tokenizer, prompt: str, settings: SamplingSettings | None = None, n=12,
+                 **knobs) -> tuple[list[tuple[str, float, float]], int]:
+    "The model's `n` likeliest next tokens as (piece, probability as trained, after the knobs), and how many tokens the knobs keep."
+    s = (settings or SamplingSettings.as_trained()).replace(**knobs)
     trained = next_token_probs(model, tokenizer, prompt, n=n)
-    knobs = next_token_probs(model, tokenizer, prompt, temperature=0 if greedy else temperature, top_k=top_k,
-                             top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty, n=tokenizer.vocab_size)
-    after = dict(knobs)
-    return [(piece, p, after.get(piece, 0.0)) for piece, p in trained], sum(q > 0 for _, q in knobs)
+    after = next_token_probs(model, tokenizer, prompt, s, n=tokenizer.vocab_size)
+    kept, after = sum(q > 0 for _, q in after), dict(after)
+    return [(piece, p, after.get(piece, 0.0)) for piece, p in trained], kept
 
 # %% ../nbs/07_playground.ipynb #bbf2f3d7
-def show_piece(piece: str) -> str:
-    "A tokenizer piece as a person can read it: spaces as ␣, new lines as ↵."
-    return piece.replace('▁', '␣').replace(' ', '␣').replace('\n', '↵')
-
 def bars_html(rows: list[tuple[str, float, float]], kept: int, vocab_size: int, title='') -> str:
     "A bar chart of `distribution`'s rows: grey as trained, blue after the knobs."
     top = max([p for _, *ps in rows for p in ps] + [1e-9])
@@ -47,54 +43,48 @@ def bars_html(rows: list[tuple[str, float, float]], kept: int, vocab_size: int, 
 
 # %% ../nbs/07_playground.ipynb #38350ceb
 class Sampler:
-    "A prompt box, the sampling knobs, a Generate button, the output, and a live chart of the next-token distribution."
-    def __init__(self, model, tokenizer, prompt='The ', n=12):
+    "A prompt box, a widget per sampling knob, a Generate button, the output, and a live chart of the next-token distribution."
+    def __init__(self, model, tokenizer, prompt='The', n=12):
         self.model, self.tok, self.n, self.text = model, tokenizer, n, ''
-        wide = dict(style={'description_width': '8.5rem'}, layout=W.Layout(width='24rem'))
+        wide = dict(style={'description_width': '9rem'}, layout=W.Layout(width='24rem'))
         self.prompt = W.Textarea(prompt, description='Prompt', layout=W.Layout(width='100%', height='4.5rem'))
-        self.strategy = W.ToggleButtons(options=['sampling', 'greedy'], description='Strategy', style={'description_width': '8.5rem'},
-                                        tooltips=['draw each token from the distribution', 'always take the likeliest token'])
-        self.temperature = W.FloatSlider(0.8, min=0.05, max=2.0, step=0.05, description='temperature',
-                                         tooltip='below 1: safer, above 1: wilder', **wide)
-        self.top_k = W.IntSlider(0, min=0, max=200, description='top-k (0: off)', tooltip='only the k likeliest tokens', **wide)
-        self.top_p = W.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description='top-p (1: off)',
-                                   tooltip='only the likeliest tokens that add up to p', **wide)
-        self.min_p = W.FloatSlider(0.0, min=0.0, max=0.5, step=0.01, description='min-p (0: off)',
-                                   tooltip='drop tokens less than min-p times as likely as the favourite', **wide)
-        self.repetition_penalty = W.FloatSlider(1.0, min=1.0, max=2.0, step=0.05, description='repetition penalty',
-                                                tooltip='make tokens already in the text less likely', **wide)
-        self.max_new_tokens = W.IntSlider(80, min=1, max=500, description='max new tokens', **wide)
-        self.seed = W.BoundedIntText(-1, min=-1, max=2**31 - 1, description='seed (-1: random)', **wide)
+        self.knobs = {}
+        for k in SamplingSettings.knobs():
+            if k.kind is bool:
+                w = W.ToggleButtons(options=['sampling', 'greedy'], value='greedy' if k.default else 'sampling', description='Strategy',
+                                    tooltips=['draw each token from the distribution', k.help], style={'description_width': '9rem'})
+            elif k.name == 'seed': w = W.BoundedIntText(-1, min=-1, max=int(k.hi), description='Seed (-1: random)', tooltip=k.help, **wide)
+            else: w = (W.IntSlider if k.kind is int else W.FloatSlider)(k.default, min=k.lo, max=k.hi, step=k.step,
+                                                                       description=k.label, tooltip=k.help, **wide)
+            self.knobs[k.name] = w
+            setattr(self, k.name if k.kind is not bool else 'strategy', w)
         self.button = W.Button(description='Generate', button_style='primary', icon='play', layout=W.Layout(width='10rem'))
         self.chart, self.output = W.HTML(layout=W.Layout(margin='0 0 0 1.5rem')), W.HTML(layout=W.Layout(width='100%'))
-        for w in (self.prompt, self.strategy, self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty):
-            w.observe(self.update_chart, 'value')
+        for name, w in [('prompt', self.prompt), *self.knobs.items()]:
+            if name not in ('max_new_tokens', 'seed'): w.observe(self.update_chart, 'value')
         self.button.on_click(self.generate)
-        knobs = W.VBox([self.strategy, self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty,
-                        self.max_new_tokens, self.seed, self.button])
-        self.ui = W.VBox([self.prompt, W.HBox([knobs, self.chart]), self.output])
+        self.ui = W.VBox([self.prompt, W.HBox([W.VBox([*self.knobs.values(), self.button]), self.chart]), self.output])
         self.update_chart()
 
-    def knobs(self) -> dict:
-        "The knobs as keyword arguments of `generation.stream` (0 and 1 on the sliders mean off)."
-        return dict(greedy=self.strategy.value == 'greedy', temperature=self.temperature.value,
-                    top_k=self.top_k.value or None, top_p=self.top_p.value if self.top_p.value < 1 else None,
-                    min_p=self.min_p.value or None, repetition_penalty=self.repetition_penalty.value)
+    def settings(self) -> SamplingSettings:
+        "The knobs' values as `SamplingSettings`."
+        values = {name: w.value for name, w in self.knobs.items()}
+        values['greedy'], values['seed'] = values['greedy'] == 'greedy', None if values['seed'] < 0 else values['seed']
+        return SamplingSettings(**values)
 
     def update_chart(self, change=None):
         "Draw the next-token distribution for the current prompt and knobs."
-        greedy = self.strategy.value == 'greedy'
-        for w in (self.temperature, self.top_k, self.top_p, self.min_p): w.disabled = greedy
-        self.rows, self.kept = distribution(self.model, self.tok, self.prompt.value, self.n, **self.knobs())
+        s = self.settings()
+        for name in ('temperature', 'top_k', 'top_p', 'min_p'): self.knobs[name].disabled = s.greedy
+        self.rows, self.kept = distribution(self.model, self.tok, self.prompt.value, s, self.n)
         self.chart.value = bars_html(self.rows, self.kept, self.tok.vocab_size, 'the next token')
 
     def generate(self, button=None):
         "Stream a continuation of the prompt into the output."
-        prompt, seed = self.prompt.value, self.seed.value
+        prompt = self.prompt.value
         self.text, self.button.disabled = '', True
         try:
-            for step in stream(self.model, self.tok, prompt, max_new_tokens=self.max_new_tokens.value,
-                               seed=None if seed < 0 else seed, **self.knobs()):
+            for step in stream(self.model, self.tok, prompt, self.settings()):
                 self.text += step.text
                 self.output.value = (f'<div style="white-space:pre-wrap;font-size:14px;line-height:1.6;padding:.6rem .8rem;'
                                      f'border:1px solid #e5e7eb;border-radius:8px"><span style="color:#9ca3af">'

@@ -4,14 +4,16 @@
 
 # %% ../nbs/00_workspace.ipynb #f94d50ac
 from __future__ import annotations
-import hashlib, json, os, shlex, tempfile
+import hashlib, json, os, shlex, socket, sys, tempfile, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['ROOT_ENV', 'DOC_SEP', 'STAGES', 'STATE_NAMES', 'resolve_root', 'Workspace', 'in_test', 'course_workspace',
-           'atomic_open', 'atomic_write', 'write_json', 'read_json', 'sha256', 'Check', 'state_of', 'missing']
+           'atomic_open', 'atomic_write', 'write_json', 'read_json', 'WorkspaceBusy', 'lock_holder', 'locked', 'sha256',
+           'Check', 'state_of', 'missing']
 
 # %% ../nbs/00_workspace.ipynb #c2de6a59
 ROOT_ENV = 'LLMPLAY_ROOT'
@@ -27,6 +29,8 @@ DOC_SEP = '\n\n\n'  # documents in the corpus are separated by two blank lines; 
 class Workspace:
     "Every artifact path of one workspace, under `root`."
     root: Path
+
+    def __post_init__(self): object.__setattr__(self, 'root', Path(self.root))
 
     @classmethod
     def at(cls, root=None) -> Workspace:
@@ -53,6 +57,30 @@ class Workspace:
     def checkpoints(self): return self.root/'models/checkpoints'
     @property
     def train_log(self): return self.root/'models/train_log.jsonl'
+    @property
+    def lock_file(self): return self.root/'.llmplay.lock'
+
+    def checkpoint(self, step: int) -> Path:
+        "Where the checkpoint of training step `step` goes."
+        return self.checkpoints/f'ckpt_{step:07d}.pt'
+
+    def list_checkpoints(self) -> list[Path]:
+        "The checkpoint files, newest (highest step) first."
+        return sorted(self.checkpoints.glob('ckpt_*.pt'), reverse=True)
+
+    def artifacts(self) -> dict[str, Path]:
+        "Every artifact by name, in pipeline order, the checkpoints included."
+        names = ['corpus', 'corpus_meta', 'tokenizer_model', 'tokenizer_vocab', 'tokenized', 'tokens_bin',
+                 'tokens_meta', 'model', 'train_log']
+        return {n: getattr(self, n) for n in names} | {p.stem: p for p in reversed(self.list_checkpoints())}
+
+    def fingerprint(self) -> tuple:
+        "Each artifact's size and modification time: a value that changes whenever an artifact does."
+        def one(p):
+            try: s = p.stat()
+            except OSError: return (str(p), None)
+            return (str(p), s.st_mtime_ns, s.st_size)
+        return tuple(one(p) for p in self.artifacts().values())
 
     def command(self, *args) -> str:
         "The `llmplay` command line that runs `args` on this workspace."
@@ -104,6 +132,77 @@ def read_json(path, default=None):
     try: return json.loads(Path(path).read_text(encoding='utf-8'))
     except (OSError, ValueError): return default
 
+# %% ../nbs/00_workspace.ipynb #43544601
+class WorkspaceBusy(RuntimeError):
+    "Another process (or thread) is writing the workspace."
+
+try: import fcntl
+except ImportError: fcntl = None  # Windows: msvcrt below
+
+_held: dict = {}  # (root, thread id) -> [open lock file, depth]
+_held_guard = threading.Lock()
+
+def _flock(f) -> bool:
+    "Take the exclusive lock on the open file `f` if it is free; whether we got it."
+    try:
+        if fcntl: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            import msvcrt
+            f.seek(0); msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError: return False
+
+def lock_holder(ws: Workspace) -> dict | None:
+    "Who holds `ws`'s lock (pid, command, since), or None when nobody does."
+    try: f = open(ws.lock_file, 'a+')
+    except OSError: return None
+    with f:
+        if fcntl:
+            try: fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: never blocks another reader
+            except OSError: pass
+            else: return None
+        elif _flock(f): return None
+        f.seek(0)
+        try: return json.loads(f.read() or '{}') or {'pid': '?'}
+        except ValueError: return {'pid': '?'}
+
+def _busy_message(ws: Workspace, holder: dict | None) -> str:
+    h = holder or {}
+    who = f"process {h.get('pid', '?')}" + (f" (`{h['command']}`, since {h['since']})" if h.get('command') else '')
+    return (f'{ws.root} is being written by {who}: wait for it to finish, or add --wait to wait for it '
+            '(a lock left by a killed process is released by the system at once)')
+
+@contextmanager
+def locked(ws: Workspace, command: str = '', wait: bool | float = False):
+    "Hold `ws`'s write lock in the `with` block; `WorkspaceBusy` if another holds it (unless `wait`: seconds, or True)."
+    key = (str(ws.root), threading.get_ident())
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            try: yield
+            finally: _held[key][1] -= 1
+            return
+    ws.root.mkdir(parents=True, exist_ok=True)
+    f = open(ws.lock_file, 'a+')
+    deadline = None if wait is True else time.monotonic() + (0.3 if not wait else float(wait))
+    while not _flock(f):
+        if deadline is not None and time.monotonic() > deadline:
+            holder = lock_holder(ws)
+            f.close()
+            raise WorkspaceBusy(_busy_message(ws, holder))
+        time.sleep(0.1)
+    f.seek(0); f.truncate()
+    f.write(json.dumps({'pid': os.getpid(), 'host': socket.gethostname(),
+                        'command': command or shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+                        'since': datetime.now(timezone.utc).isoformat(timespec='seconds')}))
+    f.flush()
+    _held[key] = [f, 1]
+    try: yield
+    finally:
+        with _held_guard: del _held[key]
+        f.seek(0); f.truncate(); f.flush()
+        f.close()  # closing the file releases the lock
+
 # %% ../nbs/00_workspace.ipynb #0e9200ef
 def sha256(path, chunk=1 << 20) -> str:
     "The SHA-256 hex digest of the file at `path`."
@@ -138,7 +237,8 @@ def state_of(checks: dict) -> int:
     return state
 
 def missing(path, name, fix) -> Check | None:
-    "A failed `Check` if `path` does not exist or is empty, else `None`."
+    "A failed `Check` if `path` does not exist, is empty, or is a symbolic link (llmplay writes regular files), else `None`."
     path = Path(path)
+    if path.is_symlink(): return Check(name, path, False, f'{path} is a symbolic link, not a file llmplay wrote', fix)
     if not path.exists(): return Check(name, path, False, f'{path} is missing', fix)
     if path.is_file() and path.stat().st_size == 0: return Check(name, path, False, f'{path} is empty', fix)

@@ -6,7 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import llmplay.app as app
-from llmplay import generation, pipeline
+from llmplay import chat, cli, generation, pipeline
+from llmplay.generation import SamplingSettings
+from llmplay.widgets import Sampler
 from llmplay.workspace import ROOT_ENV, Workspace
 
 SCRIPT = 'from llmplay.app import main\nmain()'
@@ -14,11 +16,7 @@ STAGE_2 = ('corpus', 'corpus_meta', 'tokenizer_model', 'tokenizer_vocab', 'token
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory):
-    ws = Workspace.at(tmp_path_factory.mktemp('chat'))
-    pipeline.run(ws, preset='tiny', source='sample', vocab_size=1024, log=lambda msg: None)
-    assert pipeline.status(ws)['state'] == 3
-    return ws
+def ws(trained): return trained
 
 
 def start(root, monkeypatch, **widgets) -> AppTest:
@@ -53,13 +51,13 @@ def html_text(at): return '\n'.join(h.value for h in at.html)
 def test_reply_streams_into_the_history(ws, monkeypatch):
     at = start(ws.root, monkeypatch, max_new_tokens=16)
     assert 'base model' in html_text(at) and 'continues your text' in html_text(at)  # the visible note
-    say(at, 'The ')
+    say(at, 'The')
     h = history(at)
-    assert [m['role'] for m in h] == ['user', 'assistant'] and h[0]['text'] == 'The '
+    assert [m['role'] for m in h] == ['user', 'assistant'] and h[0]['text'] == 'The'
     r = h[1]['replies'][0]
     assert r['done'] and not r['stopped'] and 1 <= len(r['tokens']) <= 16 and r['first_ms'] > 0
     assert r['text'] == ''.join(t[0] for t in r['tokens'])
-    assert app.text_html(r['text']) in html_text(at) and f"{len(r['tokens'])} token" in html_text(at)
+    assert chat.text_html(r['text']) in html_text(at) and f"{len(r['tokens'])} token" in html_text(at)
     say(at, 'Then')  # the conversation so far is the context of the next reply
     assert [m['role'] for m in history(at)] == ['user', 'assistant'] * 2
 
@@ -70,13 +68,13 @@ def test_greedy_gives_the_same_reply_twice(ws, monkeypatch):
     first = replies(say(at, 'A list is'))[0]
     again = replies(click(at, 'regenerate'))
     assert again == [first] and len(history(at)) == 2
-    model, info, tok = app.load_model(ws)
-    assert first == generation.generate(model, tok, 'A list is', greedy=True, max_new_tokens=20, repetition_penalty=1.1)
+    t = app.load(ws)
+    assert first == generation.generate(t.model, t.tokenizer, 'A list is', greedy=True, max_new_tokens=20)
 
 
 def test_regenerate_replaces_the_last_reply(ws, monkeypatch):
     at = start(ws.root, monkeypatch, seed=1, max_new_tokens=30)
-    first = replies(say(at, 'The '))
+    first = replies(say(at, 'The'))
     at.number_input(key='seed').set_value(2).run()
     second = replies(click(at, 'regenerate'))
     assert len(history(at)) == 2 and len(second) == 1 and second != first
@@ -86,7 +84,7 @@ def test_regenerate_replaces_the_last_reply(ws, monkeypatch):
 
 def test_clear_empties_the_history(ws, monkeypatch):
     at = start(ws.root, monkeypatch, max_new_tokens=8)
-    say(say(at, 'The '), 'A ')
+    say(say(at, 'The'), 'A ')
     assert len(history(at)) == 4 and not at.button(key='clear').disabled
     click(at, 'clear')
     assert history(at) == [] and at.button(key='clear').disabled and at.button(key='regenerate').disabled
@@ -94,14 +92,14 @@ def test_clear_empties_the_history(ws, monkeypatch):
 
 def test_bad_values_are_rejected(ws, monkeypatch):
     at = start(ws.root, monkeypatch)
-    for key, bad, good in [('temperature', 5.0, 0.8), ('top_p', 0.0, 0.95), ('max_new_tokens', 0, 150), ('seed', -5, None)]:
+    for key, bad, good in [('temperature', 5.0, 0.8), ('top_p', 0.0, 0.95), ('max_new_tokens', 5000, 200), ('seed', -5, None)]:
         at.get_by_key(key).set_value(bad).run()
         assert not at.exception and at.get_by_key(key).value == good, key
     with pytest.raises(ValueError, match='temperature must be'):
-        app.check_kwargs(app.stream_kwargs(temperature=-1))
+        SamplingSettings(temperature=-1)
     # a conversation file that is not one is refused, and the conversation stays as it was
     at.slider(key='max_new_tokens').set_value(8)
-    say(at, 'The ')
+    say(at, 'The')
     before = history(at)
     for name, data in [('junk.json', b'not json'), ('other.json', b'{"format": "other", "messages": []}'),
                        ('bad.json', json.dumps({'format': 'llmplay-chat', 'messages': [{'role': 'robot'}]}).encode())]:
@@ -112,19 +110,19 @@ def test_bad_values_are_rejected(ws, monkeypatch):
 
 def test_save_and_load_a_conversation(ws, monkeypatch):
     at = start(ws.root, monkeypatch, max_new_tokens=10, seed=3)
-    say(at, 'The ')
-    model, info, tok = app.load_model(ws)
-    saved = app.history_json(history(at), ws, info)
+    say(at, 'The')
+    info = app.load(ws).info
+    saved = chat.history_json(history(at), ws, info)
     assert json.loads(saved)['model']['step'] == info['step']
     other = start(ws.root, monkeypatch)
     other.file_uploader[0].set_value(('chat.json', saved.encode(), 'application/json')).run()
     assert not other.exception and not other.error
-    assert history(other) == history(at) and app.text_html(replies(at)[0]) in html_text(other)
+    assert history(other) == history(at) and chat.text_html(replies(at)[0]) in html_text(other)
 
 
 def test_probability_view_and_compare_mode(ws, monkeypatch):
     at = start(ws.root, monkeypatch, max_new_tokens=12, seed=0)
-    say(at, 'The ')
+    say(at, 'The')
     at.toggle(key='probs').set_value(True).run()
     tokens = history(at)[1]['replies'][0]['tokens']
     shown = html_text(at)
@@ -134,28 +132,32 @@ def test_probability_view_and_compare_mode(ws, monkeypatch):
     say(at, 'A list is')
     m = history(at)[-1]
     assert [r['label'] for r in m['replies']] == ['Greedy', 'Sidebar settings', 'Creative'] and all(r['done'] for r in m['replies'])
-    model, info, tok = app.load_model(ws)
-    context = app.context_of(history(at)[:-1])
-    assert m['replies'][0]['text'] == generation.generate(model, tok, context, greedy=True, max_new_tokens=12, repetition_penalty=1.1)
+    t = app.load(ws)
+    context = chat.context_of(history(at)[:-1])
+    assert m['replies'][0]['text'] == generation.generate(t.model, t.tokenizer, context, greedy=True, max_new_tokens=12)
     assert all(f'>{label}<' in html_text(at).replace('</div>', '<') for label in ['Greedy', 'Creative'])
 
 
-def test_a_stopped_reply_keeps_what_it_had(ws, monkeypatch):
+def test_stop_keeps_what_the_reply_had(ws, monkeypatch):
+    "Stop pressed while a reply streams: the page reruns with the reply unfinished in the history; it keeps its tokens."
     at = start(ws.root, monkeypatch)
-    cut = dict(app.new_reply('Sidebar settings', app.stream_kwargs()), text='half a', tokens=[['half a', 0.5, '▁half', [['▁half', 0.5]]]])
-    at.session_state['history'] = [{'role': 'user', 'text': 'The '}, {'role': 'assistant', 'replies': [cut]}]
-    at.run()  # the run that a click on Stop starts
-    assert not at.exception and history(at)[1]['replies'][0]['stopped'] and 'lp-stopped' in html_text(at)
+    cut = dict(chat.new_reply('Sidebar settings', SamplingSettings()), text='half a',
+               tokens=[['half', 0.5, '▁half', [['▁half', 0.5]]], [' a', 0.4, '▁a', [['▁a', 0.4]]]])
+    at.session_state['history'] = [{'role': 'user', 'text': 'The'}, {'role': 'assistant', 'replies': [cut]}]
+    click(at, 'stop')
+    r = history(at)[1]['replies'][0]
+    assert r['stopped'] and r['done'] and r['text'] == 'half a' and len(r['tokens']) == 2 and 'lp-stopped' in html_text(at)
+    assert not at.session_state['pending'] and len(history(at)) == 2  # and no new reply was started
 
 
 def test_the_model_is_reloaded_when_its_file_changes(ws):
-    m1, _, _ = app.load_model(ws)
-    assert app.load_model(ws)[0] is m1
+    m1 = app.load(ws).model
+    assert app.load(ws).model is m1
     data = ws.model.read_bytes()
     ws.model.unlink(); ws.model.write_bytes(data)  # a new file, as training writes it
     os.utime(ws.model, ns=(ws.model.stat().st_atime_ns, ws.model.stat().st_mtime_ns + 10**9))
-    m2, _, _ = app.load_model(ws)
-    assert m2 is not m1 and app.load_model(ws)[0] is m2
+    m2 = app.load(ws).model
+    assert m2 is not m1 and app.load(ws).model is m2
 
 
 def test_without_a_model_the_app_shows_the_fix(ws, tmp_path, monkeypatch):
@@ -170,13 +172,41 @@ def test_without_a_model_the_app_shows_the_fix(ws, tmp_path, monkeypatch):
         getattr(w2, a).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(getattr(ws, a), getattr(w2, a))
     at = start(w2.root, monkeypatch)
-    assert 'state 2' in html_text(at) and any('llmplay train' in c.value for c in at.code)
+    assert 'state 2' in html_text(at) and any(c.value == f'llmplay run --root {w2.root}' for c in at.code)
     at.selectbox(key='build_preset').set_value('tiny').run()
     click(at, 'build')
     assert pipeline.status(w2)['state'] == 3 and at.chat_input(key='prompt') is not None
 
 
 def test_the_workspace_comes_from_the_command_line():
-    assert app.app_workspace(['--root', '/tmp/x']).root == Path('/tmp/x')
-    cmd = pipeline.chat_command(Workspace.at('/tmp/x'))
-    assert cmd[cmd.index('--') + 1:] == ['--root', '/tmp/x'] and Path(cmd[4]) == Path(app.__file__)
+    assert app.app_args(['--root', '/tmp/x', '--precision', 'fp32']) == (Workspace.at('/tmp/x'), 'fp32')
+    cmd = cli.chat_command(Workspace.at('/tmp/x'), precision='bf16')
+    assert cmd[cmd.index('--') + 1:] == ['--root', '/tmp/x', '--precision', 'bf16'] and Path(cmd[4]) == Path(app.__file__)
+
+
+def test_cli_chat_and_widget_show_the_same_defaults_and_limits(ws, monkeypatch):
+    "One owner of the sampling settings: the CLI's flags, the chat's sliders and the widget's sliders agree with it."
+    knobs = {k.name: k for k in SamplingSettings.knobs()}
+    args = cli.parser().parse_args(['generate', 'x'])
+    assert cli.sampling_settings(args) == SamplingSettings()
+    sub = next(a for a in cli.parser()._actions if a.dest == 'command')
+    shown = ' '.join(sub.choices['generate'].format_help().split())  # argparse wraps lines
+    assert all(f'from {k.lo:g} to {k.hi:g}; default: {"none" if k.default is None else k.default}' in shown
+               for k in knobs.values() if k.kind is not bool)
+    at = start(ws.root, monkeypatch)
+    assert app_settings(at) == SamplingSettings()
+    for name, k in knobs.items():
+        if name in ('greedy', 'seed'): continue
+        s = at.slider(key=name)
+        assert (s.value, s.min, s.max, s.step, s.help) == (k.default, k.lo, k.hi, k.step, k.help), name
+    t = app.load(ws)
+    w = Sampler(t.model, t.tokenizer)
+    assert w.settings() == SamplingSettings()
+    for name, k in knobs.items():
+        if k.kind in (int, float) and name != 'seed':
+            assert (w.knobs[name].min, w.knobs[name].max, w.knobs[name].step) == (k.lo, k.hi, k.step), name
+
+
+def app_settings(at) -> SamplingSettings:
+    s = at.session_state
+    return SamplingSettings(greedy=s['strategy'] == 'Greedy', **{k.name: s[k.name] for k in SamplingSettings.knobs() if k.kind is not bool})

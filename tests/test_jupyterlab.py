@@ -13,6 +13,8 @@ import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.reque
 from pathlib import Path
 
 import pytest
+from cells import skipped_by_nbdev_test
+from conftest import free_port
 
 TOP = Path(__file__).resolve().parent.parent
 NBS = TOP/'nbs'
@@ -37,15 +39,6 @@ del _nb, _base
 '''
 
 
-def skipped_by_nbdev_test(source: str, flags: list[str]) -> bool:
-    "Whether nbdev_test would skip a code cell: `#| eval: false` or one of the `tst_flags` directives."
-    for line in source.splitlines():
-        if not line.startswith('#|'): break
-        d = line[2:].strip()
-        if re.fullmatch(r'eval:\s*false', d, re.I) or d.split(':')[0].strip() in flags: return True
-    return False
-
-
 def copy_notebooks(dest: Path, flags: list[str]):
     "Copy the notebooks (and the data folders beside them) to `dest`, turning the cells nbdev_test skips into raw cells."
     dest.mkdir(parents=True)
@@ -63,20 +56,6 @@ def copy_notebooks(dest: Path, flags: list[str]):
     kernel = {'display_name': 'python3', 'language': 'python', 'name': 'python3'}
     (dest/BROKEN).write_text(json.dumps({'cells': cells, 'metadata': {'kernelspec': kernel},
                                          'nbformat': 4, 'nbformat_minor': 5}))
-
-
-def test_skipped_cells():
-    flags = ['notest', 'slow']
-    assert skipped_by_nbdev_test('#| eval: false\nx = 1', flags)
-    assert skipped_by_nbdev_test('#| export\n#| slow\nx = 1', flags)
-    assert not skipped_by_nbdev_test('#| export\nx = 1  # eval: false', flags)
-    assert not skipped_by_nbdev_test('x = 1\n#| eval: false', flags)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def tst_flags() -> list[str]:

@@ -57,20 +57,24 @@ def test_status_and_clear_errors(tmp_path):
     st = json.loads(llmplay('status', '--json', root=root).stdout)
     assert st['state'] == 0 and set(st['artifacts']) == {'corpus', 'tokenizer', 'tokenized', 'model'}
     assert all(set(a) == {'path', 'ok', 'problem', 'fix'} for a in st['artifacts'].values())
-    for args, fix in [(['tokenize'], 'llmplay collect'), (['train'], 'llmplay tokenize'),
+    for args, fix in [(['tokenize'], 'llmplay run'), (['train'], 'llmplay run'),
                       (['generate', 'Hi'], 'llmplay'), (['eval', '--text-file', str(tmp_path/'nope.txt')], 'nope.txt')]:
         r = llmplay(*args, root=root, check=False)
         assert r.returncode == 2 and fix in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
     r = llmplay('train', '--set', 'n_layers=3', root=root, check=False)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
+    r = llmplay('status', '--check', root=root, check=False)
+    assert r.returncode == 10 and 'state 0' in r.stdout
 
 
 def test_generate_is_reproducible(tokenized, tmp_path):
     root = tmp_path/'ws'
     subprocess.run(['cp', '-r', str(tokenized), str(root)], check=True)
     llmplay('train', '--preset', 'tiny', root=root)
-    g = [llmplay('generate', 'The ', '--greedy', '--max-new-tokens', '20', root=root).stdout for _ in range(2)]
-    s = [llmplay('generate', 'The ', '--seed', '3', '--max-new-tokens', '20', root=root).stdout for _ in range(2)]
-    assert g[0] == g[1] and s[0] == s[1]
-    r = llmplay('generate', 'The ', '--temperature', '-1', root=root, check=False)
+    g = [llmplay('generate', 'The', '--greedy', '--max-new-tokens', '20', root=root).stdout for _ in range(2)]
+    s = [llmplay('generate', 'The', '--seed', '3', '--max-new-tokens', '20', root=root).stdout for _ in range(3)]
+    other = llmplay('generate', 'The', '--seed', '4', '--max-new-tokens', '20', root=root).stdout
+    assert g[0] == g[1] and s[0] == s[1] == s[2] and other != s[0]
+    assert all(out.startswith('The') and len(out) > len('The\n') + 5 for out in g + s)  # a continuation, not just the prompt
+    r = llmplay('generate', 'The', '--temperature', '-1', root=root, check=False)
     assert r.returncode == 2 and 'temperature' in r.stderr

@@ -60,11 +60,11 @@ def test_wheel_contents(wheel):
     wanted = {f'llmplay/{p.relative_to(TOP/"llmplay").as_posix()}' for p in (TOP/'llmplay').rglob('*')
               if p.is_file() and '__pycache__' not in p.parts and p.suffix not in ('.pyc', '.pyo')}
     assert wanted - pkg == set(), f'missing from the wheel: {sorted(wanted - pkg)}'
-    assert {'llmplay/__init__.py', 'llmplay/pipeline.py', 'llmplay/workspace.py', 'llmplay/_modidx.py'} <= pkg
+    assert {'llmplay/__init__.py', 'llmplay/cli.py', 'llmplay/__main__.py', 'llmplay/chat.css', 'llmplay/_modidx.py'} <= pkg
     assert not [n for n in names if n.endswith('.ipynb') or n.startswith(('nbs/', 'tests/', 'tools/'))], names
     info = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
     eps = zipfile.ZipFile(wheel).read(info).decode()
-    assert re.search(r'^llmplay\s*=\s*llmplay\.pipeline:main\s*$', eps, re.M), eps
+    assert re.search(r'^llmplay\s*=\s*llmplay\.cli:main\s*$', eps, re.M), eps
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
     requires = [l.split(':', 1)[1].strip() for l in meta.splitlines() if l.startswith('Requires-Dist:')]
     core = [r for r in requires if 'extra ==' not in r]

@@ -9,22 +9,21 @@ from llmplay.workspace import Workspace
 
 
 @pytest.fixture(scope='module')
-def model_tok(tmp_path_factory):
-    ws = Workspace.at(tmp_path_factory.mktemp('widgets'))
-    pipeline.run(ws, preset='tiny', source='sample', vocab_size=1024, log=lambda msg: None)
-    return pipeline.load(ws)
+def model_tok(trained):
+    t = pipeline.load(trained)
+    return t.model, t.tokenizer
 
 
 def test_the_chart_follows_the_knobs(model_tok):
     model, tok = model_tok
-    s = Sampler(model, tok, 'The ')
+    s = Sampler(model, tok, 'The')
     shown = s.chart.value
     assert shown.count('data-piece=') == s.n and f'of {tok.vocab_size:,} tokens' in shown
     s.temperature.value = 1.7
     assert s.chart.value != shown and s.rows[0][2] < s.rows[0][1]  # hotter: the favourite loses
     s.temperature.value = 0.3
     assert s.rows[0][2] > s.rows[0][1]
-    s.top_k.value = 4
+    s.top_p.value, s.top_k.value = 1.0, 4
     assert s.kept == 4 and sum(q > 0 for *_, q in s.rows) <= 4
     before = s.rows
     s.prompt.value = 'A list is'
@@ -35,7 +34,7 @@ def test_the_chart_follows_the_knobs(model_tok):
 
 def test_generate_fills_the_output(model_tok):
     model, tok = model_tok
-    s = Sampler(model, tok, 'The ')
+    s = Sampler(model, tok, 'The')
     s.max_new_tokens.value, s.seed.value = 20, 5
     s.button.click()
     first = s.text
@@ -49,6 +48,6 @@ def test_generate_fills_the_output(model_tok):
 
 def test_bars_html_marks_what_cannot_be_drawn(model_tok):
     model, tok = model_tok
-    rows, kept = distribution(model, tok, 'The ', n=6, top_k=2)
+    rows, kept = distribution(model, tok, 'The', n=6, top_k=2)
     chart = bars_html(rows, kept, tok.vocab_size, 'title')
     assert kept == 2 and chart.count('data-p="0.00000"') == 4 and 'title' in chart

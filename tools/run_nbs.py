@@ -18,6 +18,9 @@ from __future__ import annotations
 import argparse, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cells import cell_options  # noqa: E402
+
 TOP = Path(__file__).resolve().parent.parent
 NBS = TOP/'nbs'
 SKIP_TAG = 'skip-execution'  # nbclient's default skip_cells_with_tag
@@ -25,7 +28,7 @@ SKIP_TAG = 'skip-execution'  # nbclient's default skip_cells_with_tag
 
 def eval_false(src: str) -> bool:
     "Whether a cell's `#|` options say `eval: false`."
-    return any(l.startswith('#|') and l[2:].replace(' ', '').lower().startswith('eval:false') for l in src.splitlines())
+    return cell_options(src)[0].get('eval') == 'false'
 
 
 def notebooks(names: list[str]) -> list[Path]:
