@@ -20,9 +20,9 @@ from .training import load_checkpoint, make_config, make_optimizer, text_bits_pe
 
 # %% auto #0
 __all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
-           'Shape', 'flops_per_token', 'train_step', 'bench_training', 'peak_rss_mb', 'bench_generation', 'split_text',
-           'held_out_workspace', 'quality_run', 'in_subprocess', 'step_seconds', 'sweep', 'run_benchmarks',
-           'format_row', 'format_table', 'parse_args', 'main']
+           'Shape', 'flops_per_token', 'train_step', 'machine_precisions', 'bench_training', 'peak_rss_mb', 'hf_gpt2',
+           'bench_generation', 'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess', 'step_seconds',
+           'sweep', 'run_benchmarks', 'format_row', 'format_table', 'parse_args', 'main']
 
 # %% ../nbs/08_benchmark.ipynb #d7463eb8
 def cpu_name() -> str:
@@ -125,14 +125,18 @@ def train_step(shape: Shape, precision: str, dropout: float = 0.0, seed: int = 0
     return (lambda: training_step(step_model, opt, x, y, Hardware('cpu', precision))), model
 
 # %% ../nbs/08_benchmark.ipynb #46ad48d5
-def bench_training(shape: Shape | str, precisions=('fp32', 'bf16'), repeats: int = 10, peak_n: int = 2048,
+def machine_precisions() -> tuple[str, ...]:
+    "The precisions this CPU computes well: fp32, and bf16 where it has bf16 hardware (elsewhere bf16 is emulated, ~14x slower)."
+    return ('fp32', 'bf16') if cpu_has_fast_bf16() else ('fp32',)
+
+def bench_training(shape: Shape | str, precisions=None, repeats: int = 10, peak_n: int = 2048,
                    compile: bool = False) -> list[dict]:
-    "Training tokens/s and % of the same-run matmul peak at `shape`, one row per precision (and per compiled precision)."
+    "Training tokens/s and % of the same-run matmul peak at `shape`, one row per precision (default: those the CPU computes well)."
     shape = Shape.parse(shape)
-    precisions = list(dict.fromkeys(pick_precision(p, 'cpu') for p in precisions))
+    precisions = list(dict.fromkeys(pick_precision(p, 'cpu') for p in (precisions or machine_precisions())))
     cases = [(p, c) for p in precisions for c in ([False, True] if compile else [False])]
     fns, flops = {}, {}
-    for p in ('fp32', 'bf16'):
+    for p in precisions:  # only the peaks we compare with: an emulated bf16 matmul of 2048 x 2048 takes minutes
         fns[f'peak {p}'], flops[f'peak {p}'] = matmul(torch.float32 if p == 'fp32' else torch.bfloat16, peak_n)
     for p, c in cases:
         fns[p, c], model = train_step(shape, p, compile=c)
@@ -156,25 +160,44 @@ def peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == 'darwin' else rss / 1024  # bytes on macOS, KB on Linux
 
-def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, precision: str = 'auto') -> list[dict]:
-    "Greedy tokens/s with and without the KV cache for each of `lengths` new tokens; one row per case."
+def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32'):
+    "Hugging Face transformers' GPT-2 of `shape` (random weights, exact GELU), or None where transformers is not installed."
+    try: from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError: return None
+    cfg = GPT2Config(vocab_size=shape.vocab_size, n_positions=n_positions, n_embd=shape.n_embd, n_layer=shape.n_layer,
+                     n_head=shape.n_head, activation_function='gelu', resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     bos_token_id=0, eos_token_id=None, pad_token_id=0)
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(cfg).eval()
+    return m.to(torch.bfloat16) if precision == 'bf16' else m
+
+def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, precision: str = 'auto',
+                     compare_hf: bool = True) -> list[dict]:
+    "Greedy tokens/s with and without the KV cache (and of transformers' GPT-2 with its cache), timed in turns; a row per case."
     shape = Shape.parse(shape)
     torch.manual_seed(0)
-    model = for_inference(shape.model(), precision)
+    model = for_inference(shape.model().eval(), precision)
+    dtype = 'bf16' if model.wte.weight.dtype == torch.bfloat16 else 'fp32'
+    hf = hf_gpt2(shape, max(lengths) + 1, dtype) if compare_hf else None
     prompt, rows, load = torch.zeros(1, 1, dtype=torch.long), [], OthersLoad().__enter__()
     for n in lengths:
-        out = {}
-        for cache in (True, False):
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                out[cache] = model.generate(prompt, n, temperature=0, use_cache=cache)
-                times.append(time.perf_counter() - t0)
+        out, fns = {}, {'cached': lambda: model.generate(prompt, n, temperature=0, use_cache=True),
+                        'uncached': lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
+        if hf is not None:
+            fns['transformers'] = lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True,
+                                                      pad_token_id=0, eos_token_id=None)
+        times = {k: [] for k in fns}
+        with torch.inference_mode():
+            for _ in range(repeats):  # in turns: each case gets the same share of whatever else runs
+                for k, f in fns.items():
+                    t0 = time.perf_counter(); out[k] = f(); times[k].append(time.perf_counter() - t0)
+        if not torch.equal(out['cached'], out['uncached']): raise AssertionError(f'cached and uncached greedy decoding differ at {n} tokens')
+        rate = {k: n / statistics.median(v) for k, v in times.items()}
+        for k in fns:
             rows.append({'bench': 'generate', 'shape': f'{shape.n_layer}/{shape.n_head}/{shape.n_embd}/{shape.block_size}',
-                         'precision': 'bf16' if model.wte.weight.dtype == torch.bfloat16 else 'fp32',
-                         'new_tokens': n, 'cache': cache, 'tokens_per_s': n / statistics.median(times)})
-        if not torch.equal(out[True], out[False]): raise AssertionError(f'cached and uncached greedy decoding differ at {n} tokens')
-        for r in rows[-2:]: r['same_tokens'] = True
+                         'precision': dtype, 'new_tokens': n, 'impl': 'transformers' if k == 'transformers' else 'llmplay',
+                         'cache': k != 'uncached', 'tokens_per_s': rate[k], 'same_tokens': True,
+                         'vs_transformers': rate[k] / rate['transformers'] if 'transformers' in rate else None})
     load.__exit__()
     for r in rows: r.update(peak_rss_mb=peak_rss_mb(), others_load=load.share)
     return rows
@@ -213,9 +236,9 @@ def quality_run(text_file, time_budget: float = 300, vocab_size: int | None = No
         model = GPTModel(GPTConfig(**end['gpt_config']))
         model.load_state_dict(end['model'])
         r = text_bits_per_byte(model, tok, val_text)
-    bits = r['bits_per_byte'] * r['bytes']
+    bits, used = r['bits_per_byte'] * r['bytes'], end['train_config']  # the settings the run used (fitted, for auto)
     return {'bench': 'quality', 'text_file': str(text_file), 'time_budget': time_budget, 'preset': preset,
-            'vocab_size': tok.vocab_size, **{k: getattr(cfg, k) for k in RECIPE}, **overrides, 'bits_per_char': bits / len(val_text),
+            'vocab_size': tok.vocab_size, **{k: used[k] for k in RECIPE}, **overrides, 'bits_per_char': bits / len(val_text),
             'bits_per_byte': r['bits_per_byte'], 'val_chars': len(val_text), 'chars_per_token': len(val_text) / r['tokens'],
             'steps': summary['step'], 'tokens_per_s': summary['tokens_per_s'], 'precision': summary['precision'],
             'n_params': summary['n_params'], 'train_seconds': summary['elapsed'], 'peak_rss_mb': peak_rss_mb()}
@@ -269,7 +292,7 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
     rows, only = [], set(a.only.split(','))
     if 'train' in only:
         for shape in a.shapes.split(','):
-            for r in bench_training(shape, a.precision.split(','), a.repeats, compile=a.compile):
+            for r in bench_training(shape, a.precision.split(',') if a.precision else None, a.repeats, compile=a.compile):
                 rows.append(r | {'command': _command('--only', 'train', '--shapes', r['shape'], '--precision', r['precision'],
                                                      '--repeats', a.repeats, *(['--compile'] if r['compiled'] else []))})
     if 'generate' in only:
@@ -294,11 +317,14 @@ def format_row(r: dict) -> tuple[str, str, str]:
         return (f"train {r['shape']} {r['precision']}{' compiled' if r.get('compiled') else ''}", f"{r['tokens_per_s']:,.0f} tokens/s ({r['ms_per_step']:.1f} ms/step)",
                 f"{r['gflops']:,.0f} GFLOP/s = {r['pct_of_peak']:.0f}% of the {r['precision']} peak {r['peak_gflops']:,.0f}{_others(r)}")
     if r['bench'] == 'generate':
-        return (f"generate {r['shape']} {r['precision']}, {r['new_tokens']} tokens, {'cached' if r['cache'] else 'no cache'}",
-                f"{r['tokens_per_s']:,.0f} tokens/s", f"same greedy tokens cached/uncached; peak RSS {r['peak_rss_mb']:,.0f} MB{_others(r)}")
+        who = 'transformers GPT-2 generate' if r.get('impl') == 'transformers' else 'generate'
+        vs = f"; {r['vs_transformers']:.2f}x transformers" if r.get('vs_transformers') and r.get('impl') == 'llmplay' else ''
+        return (f"{who} {r['shape']} {r['precision']}, {r['new_tokens']} tokens, {'cached' if r['cache'] else 'no cache'}",
+                f"{r['tokens_per_s']:,.0f} tokens/s{vs}", f"same greedy tokens cached/uncached; peak RSS {r['peak_rss_mb']:,.0f} MB{_others(r)}")
     return (f"quality {r['preset']}, {r['time_budget']:g} s on {Path(r['text_file']).name}",
             f"{r['bits_per_char']:.3f} bits/char ({r['bits_per_byte']:.3f} bits/byte)",
-            f"{r['steps']:,} steps, {r['tokens_per_s']:,.0f} tokens/s, vocab {r['vocab_size']}, peak RSS {r['peak_rss_mb']:,.0f} MB")
+            f"{r['n_layer']}/{r['n_head']}/{r['n_embd']}/{r['block_size']}/{r['batch_size']}, lr {r['lr']:g}, wd {r['weight_decay']:g}: "
+            f"{r['steps']:,} steps, {r['tokens_per_s']:,.0f} tokens/s, {r['precision']}, vocab {r['vocab_size']}, peak RSS {r['peak_rss_mb']:,.0f} MB")
 
 def format_table(rows: list[dict], facts: dict, note: str = '') -> str:
     "The machine's facts and a Markdown table of `rows`."
@@ -311,7 +337,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='python -m llmplay.bench', description='Benchmark llmplay on this machine.')
     p.add_argument('--only', default='train,generate,quality', help='which benchmarks: train, generate, quality (comma-separated)')
     p.add_argument('--shapes', default='baby,shakespeare_char', help='training shapes: names or L/H/C/T/B, comma-separated')
-    p.add_argument('--precision', default='fp32,bf16', help='training precisions: fp32, bf16, auto (comma-separated)')
+    p.add_argument('--precision', help='training precisions: fp32, bf16, auto (comma-separated; default: fp32, and bf16 where the CPU has bf16 hardware)')
     p.add_argument('--repeats', type=int, default=10, help='timed training steps per precision (median)')
     p.add_argument('--compile', action='store_true', help='also time the training steps under torch.compile (needs a C++ compiler)')
     p.add_argument('--gen-shape', default='shakespeare_char', help='generation shape: a name or L/H/C/T')
@@ -320,7 +346,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--gen-precision', default='auto', help='generation precision: auto, fp32 or bf16')
     p.add_argument('--text-file', help='train on the first 90%% of this text, report bits per character on the rest')
     p.add_argument('--time-budget', type=float, default=300, help='seconds of training for --text-file')
-    p.add_argument('--preset', default='small', help='training preset for --text-file')
+    p.add_argument('--preset', default='auto', help='training preset for --text-file (default: auto, the recipe fitted to this machine)')
     p.add_argument('--vocab-size', type=int, help='tokenizer vocabulary for --text-file (default: the tokenizer default)')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a training setting (JSON value)')
     p.add_argument('--json', action='store_true', help='print the rows as JSON lines instead of the table')

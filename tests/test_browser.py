@@ -4,7 +4,7 @@ Screenshots go to screenshots/ (chat.png, chat_compare.png, chat_stopped.png, ch
 Enter to the first token on the page is printed; `LLMPLAY_BROWSER_WS=DIR` runs the tests on the workspace DIR
 instead of a tiny one, e.g. on a `small` model to measure that time for real.
 """
-import json, os, re, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from llmplay.workspace import Workspace
 
 TOP = Path(__file__).resolve().parent.parent
 SHOTS = TOP/'screenshots'
+COURSE_IMAGES = os.environ.get('LLMPLAY_COURSE_IMAGES')  # also save the course's pictures there (tools/run_nbs.py --screenshots)
 LLMPLAY = Path(sys.executable).parent/'llmplay'  # the console script of this venv
 # performance.now() at Enter in the chat input, and when the newest reply first shows a token
 FIRST_TOKEN_JS = """() => {
@@ -74,6 +75,13 @@ def server(workspace):
     chat.stop()
 
 
+def picture(page, name: str, **kw):
+    "Save a screenshot as screenshots/NAME, and in the course's images folder when asked."
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS/name), **kw)
+    if COURSE_IMAGES: shutil.copy(SHOTS/name, Path(COURSE_IMAGES)/name)
+
+
 def open_chat(browser, url, width=1280, height=900):
     "A new browser session (its own context: cookies, tab, Streamlit session) on the chat, once it is drawn."
     page = browser.new_context(viewport={'width': width, 'height': height}, accept_downloads=True).new_page()
@@ -115,7 +123,7 @@ def test_chat(server, browser):
     tip = tok.locator('.lp-tip')
     tip.wait_for(state='visible', timeout=5000)
     assert tip.inner_text().startswith('p = ') and tip.locator('.lp-alt').count() >= 5
-    page.screenshot(path=str(SHOTS/'chat.png'))
+    picture(page, 'chat.png')
     # another browser session has its own, empty history, and its reply does not reach the first one
     other = open_chat(browser, server)
     assert other.get_by_test_id('stChatMessage').count() == 0
@@ -137,7 +145,7 @@ def test_stop_compare_save_and_load(server, browser, tmp_path):
         box.fill('The')
         box.press('Enter')
         page.locator('.lp-cursor').wait_for(timeout=60000)
-        if attempt == 0: page.screenshot(path=str(SHOTS/'chat_streaming.png'))  # Stop is in the toolbar while a reply streams
+        if attempt == 0: picture(page, 'chat_streaming.png')  # Stop is in the toolbar while a reply streams
         try: page.get_by_role('button', name='Stop').click(timeout=5000)
         except PlaywrightTimeout: pass  # the reply ended first, and Stop went with it: try again
         page.wait_for_function(f"document.querySelectorAll('.lp-meta').length >= {done}", timeout=30000)
@@ -146,7 +154,7 @@ def test_stop_compare_save_and_load(server, browser, tmp_path):
     stopped = page.locator('.lp-meta').last
     n = int(stopped.inner_text().split()[0])
     assert 0 < n < longest and page.locator('.lp-cursor').count() == 0
-    page.screenshot(path=str(SHOTS/'chat_stopped.png'))
+    picture(page, 'chat_stopped.png')
     # compare: one prompt, three strategies side by side
     page.locator('.st-key-max_new_tokens input[type=range]').focus()
     page.keyboard.press('Home')
@@ -158,7 +166,7 @@ def test_stop_compare_save_and_load(server, browser, tmp_path):
     assert int(page.locator('.lp-meta:has(.lp-stopped)').last.inner_text().split()[0]) == n  # the stopped reply got no more tokens
     assert page.get_by_role('button', name='Stop').count() == 0 or not page.get_by_role('button', name='Stop').is_visible()
     page.locator('.lp-strategy').last.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS/'chat_compare.png'))
+    picture(page, 'chat_compare.png')
     # save the conversation, and load it in a new session
     with page.expect_download() as download:
         page.get_by_role('button', name='Save').click()
@@ -186,6 +194,6 @@ def test_not_ready(browser, tmp_path):
         page.get_by_role('button', name='Build').wait_for(timeout=60000)
         assert f'llmplay run --root {tmp_path}' in page.get_by_test_id('stCode').first.inner_text()
         assert 'state 0' in page.locator('.lp-hero-sub').inner_text()
-        page.screenshot(path=str(SHOTS/'chat_not_ready.png'))
+        picture(page, 'chat_not_ready.png')
         page.context.close()
     finally: chat.stop()

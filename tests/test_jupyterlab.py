@@ -35,8 +35,11 @@ STARTUP = '''import os, pathlib, tempfile
 _nb = pathlib.Path(os.environ.get('JPY_SESSION_NAME') or 'kernel').stem
 _base = pathlib.Path(os.environ['LLMPLAY_TEST_WORKSPACES']); _base.mkdir(parents=True, exist_ok=True)
 os.environ['LLMPLAY_ROOT'] = tempfile.mkdtemp(prefix=_nb + '-', dir=_base)
+if _nb == '07_playground' and os.environ.get('LLMPLAY_BROWSER_WS'):  # pictures of a real model (tools/run_nbs.py --screenshots)
+    os.environ['LLMPLAY_ROOT'] = os.environ['LLMPLAY_BROWSER_WS']
 del _nb, _base
 '''
+COURSE_IMAGES = os.environ.get('LLMPLAY_COURSE_IMAGES')  # also save the course's pictures there (nbs/images)
 
 
 def copy_notebooks(dest: Path, flags: list[str]):
@@ -208,6 +211,7 @@ def run_all(browser, lab, name, screenshot=None) -> dict:
         if screenshot:
             show_outputs(page)
             page.screenshot(path=str(screenshot))
+        if name == '07_playground.ipynb': widget_picture(page)
         return {**state, 'page_errors': page_errors}
     finally:
         page.context.close()
@@ -253,3 +257,14 @@ def show_outputs(page):
       if (i >= 0) { nb.activeCellIndex = i; await nb.scrollToItem(i, 'start'); }
     }''')
     page.wait_for_timeout(1500)
+
+
+def widget_picture(page):
+    "A picture of the sampler widget as a learner sees it (screenshots/widget_sampler.png, and the course's images)."
+    box = page.locator('.jp-OutputArea-output .widget-vbox').first
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    SHOTS.mkdir(exist_ok=True)
+    box.screenshot(path=str(SHOTS/'widget_sampler.png'))
+    assert (SHOTS/'widget_sampler.png').stat().st_size > 5_000
+    if COURSE_IMAGES: shutil.copy(SHOTS/'widget_sampler.png', Path(COURSE_IMAGES)/'widget_sampler.png')
