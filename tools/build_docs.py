@@ -221,6 +221,7 @@ def clean(nb) -> tuple[dict, dict]:
             if opts.get('echo') == 'false' or not src.strip():
                 md['transient'] = {'remove_source': True}
             if opts.get('code-fold') in ('true', 'show'): md['code_fold'] = opts['code-fold']
+            if (md.get('jupyter') or {}).get('source_hidden'): md['code_fold'] = 'true'  # an exercise's solution: folded
             if c.get('has_sd'): md['tags'] = [*md.get('tags', []), 'show-doc']  # styled as an API entry
             if not src.strip() and not outputs: continue
             c = {**c, 'outputs': outputs, 'execution_count': None}
