@@ -129,6 +129,20 @@ def _cmd_run(ws, a):
         prompt = read_prompt(a.prompt)
         print(f'\nsample: {prompt}' + pipeline.sample(ws, prompt, max_new_tokens=80, seed=0))
 
+# %% ../nbs/10_cli.ipynb #92a74037
+def _cmd_export(ws, a):
+    import importlib.util
+    from llmplay.export import export, check_export, describe_check
+    out = export(ws, a.dir)
+    print(f"exported: {out} ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+    if a.no_check: return 0
+    if not importlib.util.find_spec('transformers'):
+        print("not checked: `pip install 'llmplay[export]'` (transformers) to check that transformers computes what llmplay computes")
+        return 0
+    r = check_export(out, pipeline.load(ws, device='cpu'))
+    print(describe_check(r))
+    return 0 if r['ok'] else 1
+
 # %% ../nbs/10_cli.ipynb #631ad415
 def chat_command(ws: Workspace, port=8501, address='127.0.0.1', precision='auto') -> list[str]:
     "The command line that serves the Streamlit chat for `ws`."
@@ -178,6 +192,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--port', type=int, default=8501, help='port to serve on (default: 8501)')
     p.add_argument('--address', default='127.0.0.1', help='address to serve on (default: 127.0.0.1, this machine only)')
     p.add_argument('--precision', help='auto (default), fp32 or bf16')
+    p = add('export', _cmd_export, 'write the trained model as a Hugging Face transformers folder (safetensors, tokenizer, model card)')
+    p.add_argument('dir', metavar='DIR', help='the folder to write: a new or empty one, or an earlier export (its files are replaced)')
+    p.add_argument('--no-check', action='store_true', help='skip loading it with transformers to check that it computes what llmplay computes')
     sub.add_parser('bench', help='measure training and generation speed on this machine (see llmplay bench --help)')
     p = add('run', _cmd_run, 'bring the workspace to the highest state, repairing or redoing only what is missing or broken', write=True)
     p.add_argument('--until', type=int, choices=[1, 2, 3], default=3, help='stop at this state (default: 3, trained)')

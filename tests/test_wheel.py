@@ -11,7 +11,7 @@ import pytest
 
 TOP = Path(__file__).resolve().parent.parent
 TORCH = os.environ.get('LLMPLAY_TORCH', 'torch==2.13.0')  # as dev.py: this machine's local CPU wheel
-HEAVY = ['streamlit', 'jupyter', 'jupyter_core', 'jupyterlab', 'notebook', 'IPython', 'ipykernel', 'ipywidgets',
+HEAVY = ['transformers', 'streamlit', 'jupyter', 'jupyter_core', 'jupyterlab', 'notebook', 'IPython', 'ipykernel', 'ipywidgets',
          'matplotlib', 'nbdev']
 IMPORT_CHECK = f'''
 import json, sys, time
