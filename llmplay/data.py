@@ -4,8 +4,9 @@
 
 # %% ../nbs/01_data.ipynb #d2af9901
 from __future__ import annotations
-import ast, hashlib, os, re, sys, sysconfig, time, unicodedata, warnings
+import ast, codecs, hashlib, json, numbers, os, re, signal, sys, sysconfig, threading, time, unicodedata, warnings
 from collections import Counter
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from itertools import islice
@@ -23,11 +24,12 @@ from . import __version__
 from .workspace import DOC_SEP, Check, Workspace, atomic_write, missing, read_json, write_json
 
 # %% auto #0
-__all__ = ['DROP_TAGS', 'NAMESPACE_LINK', 'LANGUAGE_LINK', 'DROP_SECTIONS', 'BATCH', 'USER_AGENT', 'BASE_PARAMS', 'PAGE_PARAMS',
-           'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'SOURCES', 'MIN_CORPUS_CHARS', 'clean_wikitext', 'normalise',
-           'CollectError', 'WikipediaUnreachable', 'wiki_session', 'retry_after', 'MediaWikiAPI', 'python_version',
-           'stdlib_modules', 'module_text', 'sample_corpus', 'text_files', 'text_sha1', 'read_documents', 'Corpus',
-           'DataCollector', 'check_corpus']
+__all__ = ['DROP_TAGS', 'NAMESPACE_LINK', 'LANGUAGE_LINK', 'DROP_SECTIONS', 'BATCH', 'PROJECT_URL', 'CONTACT_ENV', 'CONTACT',
+           'USER_AGENT', 'BASE_PARAMS', 'PAGE_PARAMS', 'KINDS', 'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'SOURCES',
+           'MIN_CORPUS_CHARS', 'clean_wikitext', 'normalise', 'wiki_user_agent', 'CollectError', 'WikipediaUnreachable',
+           'UnexpectedAnswer', 'wiki_session', 'retry_after', 'MediaWikiAPI', 'python_version', 'stdlib_modules',
+           'module_text', 'sample_corpus', 'text_files', 'text_encoding', 'read_text_file', 'text_sha1',
+           'read_documents', 'signals_held', 'Corpus', 'DataCollector', 'check_corpus']
 
 # %% ../nbs/01_data.ipynb #b95f818b
 DROP_TAGS = {'ref', 'references', 'table', 'gallery', 'math', 'chem', 'ce', 'score', 'timeline', 'imagemap',
@@ -128,8 +130,21 @@ def _tidy(text: str) -> str:
 
 # %% ../nbs/01_data.ipynb #47565847
 BATCH = 50  # titles per content request: the API's limit for clients without bot rights
-USER_AGENT = (f'llmplay/{__version__} (educational GPT course; https://github.com/llmplay/llmplay) '
-              f'python-requests/{requests.__version__}')
+PROJECT_URL = 'https://github.com/llmplay/llmplay'
+CONTACT_ENV = 'LLMPLAY_CONTACT'  # your e-mail or web address, for the User-Agent
+CONTACT = re.compile(r'[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://[^\s()<>;,"\\]+', re.ASCII)
+
+def wiki_user_agent(contact: str | None = None) -> str:
+    "The User-Agent Wikimedia asks for: the tool, its version, and how to reach you (`contact`, else `$LLMPLAY_CONTACT`)."
+    origin = 'contact' if contact is not None else f'${CONTACT_ENV}'
+    contact = (os.environ.get(CONTACT_ENV, '') if contact is None else contact).strip()
+    if contact and not (contact.isascii() and CONTACT.fullmatch(contact)):
+        raise CollectError(f'{origin} {contact!r} is not an e-mail address or a web address (https://...): Wikimedia asks '
+                           'for a way to reach you, e.g. --contact you@example.org')
+    reach = contact or f'no contact given: set {CONTACT_ENV} or --contact to your e-mail'
+    return f'llmplay/{__version__} ({PROJECT_URL}; {reach}) python-requests/{requests.__version__}'
+
+USER_AGENT = wiki_user_agent('')  # the User-Agent without a contact
 BASE_PARAMS = {'action': 'query', 'format': 'json', 'formatversion': 2, 'maxlag': 5}
 PAGE_PARAMS = {'prop': 'revisions|pageprops', 'rvprop': 'content', 'rvslots': 'main', 'ppprop': 'disambiguation',
                'redirects': 1}
@@ -140,6 +155,9 @@ class CollectError(RuntimeError):
 
 class WikipediaUnreachable(CollectError):
     "The first request to the API could not connect: no network, DNS failure, or a wrong `api_url`."
+
+class UnexpectedAnswer(CollectError):
+    "The API answered valid JSON, but in a shape the MediaWiki Action API does not use."
 
 def wiki_session(retries: int = 3) -> requests.Session:
     "A `requests.Session` retrying connection errors and HTTP 500/502/504 with exponential backoff."
@@ -153,64 +171,119 @@ def wiki_session(retries: int = 3) -> requests.Session:
 def retry_after(response, default: float) -> float:
     "Seconds to wait according to `response`'s `Retry-After` header (seconds or a date), else `default`."
     value = response.headers.get('Retry-After', '').strip()
-    if value.isdigit(): return float(value)
+    if re.fullmatch(r'[0-9]+', value): return float(value)  # ASCII digits only: '²'.isdigit() is true too
     try: return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-    except (TypeError, ValueError): return default
+    except (TypeError, ValueError, OverflowError): return default
+
+def _short(value, n: int = 80) -> str:
+    "`value` as at most `n` characters of text (JSON for anything but text), for an error message."
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= n else text[:n - 1] + '…'
+
+KINDS = {dict: 'an object', list: 'a list', str: 'text', int: 'a whole number', object: 'a value'}
+_REQUIRED = object()  # dig's default: the value must be there
+
+def _shown(value) -> str:
+    "What a JSON `value` is, for an error message: 'null', 'the number 5', 'a list [1, 2]'…"
+    if value is _REQUIRED: return 'missing'
+    if value is None or isinstance(value, bool): return json.dumps(value)
+    kind = {dict: 'an object', list: 'a list', str: 'the text', int: 'the number', float: 'the number'}.get(type(value), 'a')
+    return f'{kind} {_short(json.dumps(value, ensure_ascii=False, default=repr), 40)}'
 
 # %% ../nbs/01_data.ipynb #5ba5bb25
 class MediaWikiAPI:
     "A polite client of one wiki's Action API: one request at a time, `maxlag`, `Retry-After`, bounded retries."
     def __init__(self, url: str, user_agent: str | None = None, session: requests.Session | None = None,
-                 timeout: float = 30, retries: int = 5, max_wait: float = 120):
+                 timeout: float = 30, retries: int = 5, max_wait: float = 120, contact: str | None = None):
         self.url, self.timeout, self.retries, self.max_wait = url, timeout, retries, max_wait
-        self.user_agent = user_agent or USER_AGENT
+        self.user_agent = user_agent or wiki_user_agent(contact)
         self.session = session or wiki_session()
         self.sleep = time.sleep
         self.answered = 0  # requests the server answered, whatever it said
 
     def get(self, **params) -> dict:
-        "The JSON answer to one `action=query` request, after waiting out maxlag, 429, 503 and malformed JSON."
+        "The JSON object answering one `action=query` request, after waiting out maxlag, 429, 503 and malformed JSON."
         params, wait, problem = {**BASE_PARAMS, **params}, 0.0, ''
         for attempt in range(self.retries + 1):
-            if attempt: self.sleep(min(wait, self.max_wait))
+            if attempt: self.sleep(wait)
             r = self._send(params)
             if r.status_code in (429, 503):
-                wait, problem = retry_after(r, 2.0 ** attempt), f'HTTP {r.status_code} {r.reason}'
+                wait, problem = self._wait(retry_after(r, 2.0 ** attempt), f'HTTP {r.status_code} {r.reason}')
                 continue
-            if r.status_code != 200: raise CollectError(f'{self.url} answered HTTP {r.status_code} {r.reason}')
+            if r.status_code != 200:
+                raise CollectError(f'{self.url} answered HTTP {r.status_code} {r.reason}: is it the address of a '
+                                   'MediaWiki api.php (see --api-url)?')
             try: data = r.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON (a proxy's error page, a cut-off answer), or nested too deep
                 wait, problem = 2.0 ** attempt, f'malformed JSON: {r.text[:60]!r}'
                 continue
-            error = data.get('error') or {}
-            if error.get('code') in ('maxlag', 'ratelimited'):
-                wait, problem = retry_after(r, 5.0), f"{error['code']}: {error.get('info', '')}"
-                continue
-            if error: raise CollectError(f"{self.url} refused the request: {error.get('code')}: {error.get('info')}")
+            error = self.dig(data, 'error', default=None)
+            if error is not None:
+                code, info = (error.get('code'), error.get('info')) if isinstance(error, dict) else (None, error)
+                if code in ('maxlag', 'ratelimited'):
+                    wait, problem = self._wait(retry_after(r, 5.0), f'{code}: {_short(info)}')
+                    continue
+                raise CollectError(f"{self.url} refused the request: {_short(code) + ': ' if code else ''}{_short(info)}")
             return data
         raise CollectError(f'{self.url} still failing after {self.retries + 1} tries ({problem}); try again later')
+
+    def _wait(self, seconds: float, problem: str) -> tuple[float, str]:
+        "The wait before the next try, and why; a server asking for more than `max_wait` seconds gets no more tries."
+        if not seconds <= self.max_wait:
+            raise CollectError(f'{self.url} asks to wait {seconds:,.0f} seconds before the next request ({problem}); '
+                               'try again later')
+        return seconds, problem
 
     def _send(self, params) -> requests.Response:
         "One GET; a connection error propagates as it is (the collector tells offline from other failures)."
         try: r = self.session.get(self.url, params=params, headers={'User-Agent': self.user_agent}, timeout=self.timeout)
         except requests.ConnectionError: raise  # a RequestException too, but the caller needs it unwrapped
-        except requests.RequestException as e: raise CollectError(f'request to {self.url} failed: {e}') from e
+        except requests.RequestException as e:
+            raise CollectError(f'request to {self.url} failed ({type(e).__name__}: {_short(str(e))}); check --api-url '
+                               'and the connection, then run the same command again') from None
         self.answered += 1
         return r
 
+    def dig(self, obj, *path, kind=object, default=_REQUIRED, where: str = ''):
+        "The value at `path` (keys and list positions) in the answer `obj`, checked to be a `kind`; `default` if the path ends early."
+        here = where
+        for key in path:
+            container = dict if isinstance(key, str) else list
+            if not isinstance(obj, container): raise self.unexpected(here, obj, container)
+            step = (f'{here}.{key}' if here else key) if container is dict else f'{here}[{key}]'
+            if not (key in obj if container is dict else key < len(obj)):
+                if default is _REQUIRED: raise self.unexpected(step, _REQUIRED, kind)
+                return default
+            obj, here = obj[key], step
+        if not isinstance(obj, kind) or (kind is int and isinstance(obj, bool)): raise self.unexpected(here, obj, kind)
+        return obj
+
+    def unexpected(self, where: str, value, kind) -> UnexpectedAnswer:
+        "The error for a value of the wrong kind (or `_REQUIRED`: none at all) at `where` in an answer."
+        return UnexpectedAnswer(f"{self.url} answered in a shape the MediaWiki API does not use ({where or 'the answer'} is "
+                                f'{_shown(value)} where the API sends {KINDS[kind]}): is it the address of a MediaWiki api.php '
+                                '(see --api-url)?')
+
     def query(self, **params):
         "Each answer to a query, repeating it with the answer's `continue` values until there are none."
-        more = {}
+        more, seen = {}, set()
         while True:
-            data = self.get(**params, **more)
+            data = self.get(**{**params, **more})
             yield data
             if 'continue' not in data: return
-            more = data['continue']
+            more = self.dig(data, 'continue', kind=dict)
+            for k, v in more.items():
+                if not isinstance(v, (str, int, float)): raise self.unexpected(f'continue.{k}', v, str)
+            if (key := json.dumps(more, sort_keys=True)) in seen:
+                raise UnexpectedAnswer(f'{self.url} answered the same continue value twice ({_short(more)}): '
+                                       'following it would never end; try again later')
+            seen.add(key)
 
     def titles(self, list_name: str, **params):
         "The titles in one of the API's lists (`categorymembers`, `search`, `random`), answer after answer."
         for data in self.query(list=list_name, **params):
-            yield from (item['title'] for item in data.get('query', {}).get(list_name, []))
+            for i, item in enumerate(self.dig(data, 'query', list_name, kind=list, default=[])):
+                yield self.dig(item, 'title', kind=str, where=f'query.{list_name}[{i}]')
 
     def category(self, name: str):
         "Titles of the articles in category `name` (with or without the `Category:` prefix)."
@@ -229,10 +302,13 @@ class MediaWikiAPI:
         "The pages of up to 50 `titles` with their wikitext, merged across continuations; redirects noted."
         if len(titles) > BATCH: raise ValueError(f'at most {BATCH} titles per request, got {len(titles)}')
         pages, redirected_from = {}, {}
-        for data in self.query(**PAGE_PARAMS, titles='|'.join(titles)):
-            answer = data.get('query', {})
-            redirected_from.update({r['to']: r['from'] for r in answer.get('redirects', [])})
-            for page in answer.get('pages', []): pages.setdefault(page['title'], {}).update(page)
+        for n, data in enumerate(self.query(**PAGE_PARAMS, titles='|'.join(titles))):
+            if n > 4 * BATCH: raise UnexpectedAnswer(f'{self.url} sent more than {4 * BATCH} answers to one request; try again later')
+            for i, r in enumerate(self.dig(data, 'query', 'redirects', kind=list, default=[])):
+                redirected_from[self.dig(r, 'to', kind=str, where=f'query.redirects[{i}]')] = self.dig(
+                    r, 'from', kind=str, where=f'query.redirects[{i}]')
+            for i, page in enumerate(self.dig(data, 'query', 'pages', kind=list, default=[])):
+                pages.setdefault(self.dig(page, 'title', kind=str, where=f'query.pages[{i}]'), {}).update(page)
         for title, page in pages.items():
             if title in redirected_from: page['redirected_from'] = redirected_from[title]
         return list(pages.values())
@@ -287,13 +363,48 @@ SAMPLE_LICENSE = 'Python Software Foundation License (PSF-2.0)'
 
 # %% ../nbs/01_data.ipynb #ef28546d
 def text_files(paths) -> list[Path]:
-    "The `.txt` files at `paths`: files as given, folders searched recursively, in sorted order."
+    "The `.txt` files at `paths`: files as given, folders searched recursively (hidden ones skipped), in sorted order."
     found = []
     for path in map(Path, paths):
-        if path.is_dir(): found += sorted(p for p in path.rglob('*.txt') if p.is_file() and not p.name.startswith('.'))
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob('*.txt')
+                            if p.is_file() and not any(part.startswith('.') for part in p.relative_to(path).parts))
+            if not inside: raise CollectError(f'{path} holds no .txt files: give --files text files, or folders that hold some')
+            found += inside
         elif path.is_file(): found.append(path)
-        else: raise CollectError(f'{path} does not exist')
+        elif path.exists(): raise CollectError(f'{path} is neither a file nor a folder: give --files text files or folders')
+        else: raise CollectError(f'{path} does not exist: give --files text files or folders that exist')
     return found
+
+def text_encoding(encoding: str | None) -> str:
+    "The codec name of `encoding` (None: UTF-8); a `CollectError` if Python knows no such text encoding."
+    try:
+        b'a'.decode(encoding or 'utf-8', 'ignore')  # 'base64' and such are codecs too, but not text encodings
+        return codecs.lookup(encoding or 'utf-8').name
+    except (LookupError, TypeError, UnicodeError):
+        raise CollectError(f'unknown text encoding {encoding!r}: use a name such as utf-8, latin-1, cp1252 or utf-16') from None
+
+def read_text_file(path, encoding: str | None = None) -> str:
+    "The text of the file at `path`, decoded from UTF-8 (or `encoding`); a `CollectError` naming the file if it is not such text."
+    path, name = Path(path), text_encoding(encoding)
+    try: data = path.read_bytes()
+    except OSError as e: raise CollectError(f'{path} cannot be read ({e.strerror or e}): leave it out of --files') from None
+    if not encoding and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CollectError(f'{path} is UTF-16 text, not UTF-8: add --encoding utf-16, or convert it to UTF-8')
+    if not name.startswith(('utf-16', 'utf-32')) and (nul := data.find(b'\0')) >= 0:
+        raise CollectError(f'{path} is not a text file (a NUL byte at byte {nul:,}: binary data?): give --files text files only')
+    try: text = data.decode('utf-8-sig' if name == 'utf-8' else name)
+    except UnicodeDecodeError as e:
+        where = f'byte {e.start:,} is 0x{data[e.start:e.start + 1].hex()}'
+        if encoding: raise CollectError(f'{path} is not {encoding} text ({where}): name its real encoding with --encoding, '
+                                        'or convert it to UTF-8') from None
+        raise CollectError(f'{path} is not UTF-8 text ({where}): if it is Latin-1 or Windows text, add --encoding latin-1 '
+                           '(or cp1252), or convert it to UTF-8') from None
+    controls = sum(unicodedata.category(c) == 'Cc' and c not in '\t\n\r\f\v' for c in text)
+    if controls > len(text) / 100:
+        raise CollectError(f'{path} is not a text file ({controls:,} control characters in {len(text):,}: binary data?): '
+                           'give --files text files only')
+    return text
 
 # %% ../nbs/01_data.ipynb #ce64223c
 SOURCES = {
@@ -303,6 +414,7 @@ SOURCES = {
                SAMPLE_LICENSE),
     'unknown': ('documents found in the corpus without a record', 'unknown'),
 }
+MIN_CORPUS_CHARS = 10_000  # the least text the next stage trains a tokenizer on
 
 def text_sha1(text: str) -> str: return hashlib.sha1(text.encode('utf-8')).hexdigest()
 
@@ -310,6 +422,19 @@ def read_documents(ws: Workspace, errors: str = 'strict') -> list[str]:
     "The documents of the workspace's corpus (split at two or more blank lines, in case of hand edits)."
     text = ws.corpus.read_bytes().decode('utf-8', errors).strip('\n')
     return re.split(r'\n{3,}', text) if text else []
+
+@contextmanager
+def signals_held():
+    "Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver them: they cannot split writes that belong together."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    saved = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, handler in saved.items(): signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if caught: signal.raise_signal(caught[0])
 
 class Corpus:
     "A corpus in memory: its documents, a record per document, and what the sidecar says about its sources."
@@ -322,15 +447,20 @@ class Corpus:
 
     @classmethod
     def load(cls, ws: Workspace, quiet: bool = False) -> Corpus:
-        "The corpus of `ws`, its records reconciled with the documents actually in it."
-        docs = read_documents(ws, errors='replace') if ws.corpus.is_file() else []
+        "The corpus of `ws`, its records reconciled with the documents actually in it; an error if it is not UTF-8."
+        try: docs = read_documents(ws) if ws.corpus.is_file() else []
+        except UnicodeDecodeError as e:  # adding to it would turn the bad bytes into U+FFFD for good
+            raise CollectError(f'{ws.corpus} is not valid UTF-8 (byte {e.start:,}), and adding to it would garble it: '
+                               f"`{ws.command('run', '--until', '1')}` rebuilds it from its token ids, or sets it aside "
+                               'and collects a new one') from None
         meta = read_json(ws.corpus_meta, None)
         if not isinstance(meta, dict): meta = {}
         if not isinstance(meta.get('articles'), list): meta['articles'] = []
-        records = {a['sha1']: a for a in meta['articles'] if isinstance(a, dict) and isinstance(a.get('sha1'), str)}
+        records = {a['sha1']: a for a in meta['articles'] if _record_ok(a)}
         articles = [records.get(text_sha1(d)) or {'title': f'document {i + 1}', 'source': 'unknown',
                                                  'chars': len(d), 'sha1': text_sha1(d)} for i, d in enumerate(docs)]
         corpus = cls(docs, articles, meta.get('sources') if isinstance(meta.get('sources'), dict) else {}, meta.get('created'))
+        corpus.changed = ws.corpus.is_symlink() or ws.corpus_meta.is_symlink()  # saving puts files of our own in their place
         if [a.get('sha1') if isinstance(a, dict) else None for a in meta['articles']] != [a['sha1'] for a in articles]:
             corpus.changed = True
             if (meta or docs) and not quiet: print(f'note: {ws.corpus_meta.name} did not match {ws.corpus.name} '
@@ -353,21 +483,27 @@ class Corpus:
     def meta(self, data: bytes) -> dict:
         "The sidecar for this corpus, whose file holds `data`."
         counts = Counter(a['source'] for a in self.articles)
-        sources = {s: {**dict(zip(('description', 'license'), SOURCES.get(s, SOURCES['unknown']))), **self.sources.get(s, {}),
-                       'documents': n}
+        sources = {s: {**dict(zip(('description', 'license'), SOURCES.get(s, SOURCES['unknown']))),
+                       **(self.sources.get(s) if isinstance(self.sources.get(s), dict) else {}), 'documents': n}
                    for s, n in counts.items()}
-        return {'source': '+'.join(sources), 'description': '; '.join(s['description'] for s in sources.values()),
-                'license': '; '.join(dict.fromkeys(s['license'] for s in sources.values())),
+        return {'source': '+'.join(sources), 'description': '; '.join(str(s['description']) for s in sources.values()),
+                'license': '; '.join(dict.fromkeys(str(s['license']) for s in sources.values())),
                 'created': self.created, 'updated': _now(), 'documents': len(self.documents),
                 'chars': sum(len(d) for d in self.documents), 'bytes': len(data),
                 'sha256': hashlib.sha256(data).hexdigest(), 'sources': sources, 'articles': self.articles}
 
     def save(self, ws: Workspace):
-        "Write the sidecar, then the corpus, each atomically (a crash in between only loses the new records)."
+        "Write the sidecar, then the corpus, each atomically, with Ctrl-C held off in between (only `kill -9` can split them)."
         data = (DOC_SEP.join(self.documents) + '\n').encode('utf-8')
-        write_json(ws.corpus_meta, self.meta(data))
-        atomic_write(ws.corpus, data)
+        with signals_held():
+            write_json(ws.corpus_meta, self.meta(data))
+            atomic_write(ws.corpus, data)
         self.changed = False
+
+def _record_ok(a) -> bool:
+    "Whether `a` is a document's record as `Corpus.add` writes it (a damaged sidecar can hold anything)."
+    return (isinstance(a, dict) and all(isinstance(a.get(k), str) for k in ('sha1', 'title', 'source'))
+            and isinstance(a.get('redirected_from', ''), str))
 
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds')
 
@@ -375,50 +511,107 @@ def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds
 class DataCollector:
     "Collects plain-text documents into a workspace's corpus: from Wikipedia, local `.txt` files, or Python's docs."
     def __init__(self, ws: Workspace, api_url: str | None = None, lang: str = 'en', user_agent: str | None = None,
-                 session: requests.Session | None = None, min_chars: int = 500, timeout: float = 30):
-        self.ws, self.lang, self.min_chars = ws, lang, min_chars
+                 session: requests.Session | None = None, min_chars: int = 500, timeout: float = 30,
+                 contact: str | None = None):
+        if not (isinstance(lang, str) and re.fullmatch(r'[a-z][a-z0-9-]{1,20}', lang)):
+            raise CollectError(f'--lang must be a Wikipedia language code such as en, de or simple; got {lang!r}')
+        if api_url is not None and not (isinstance(api_url, str) and re.match(r'https?://[^\s/?#]+', api_url)):
+            raise CollectError(f'--api-url must be the http(s):// address of a MediaWiki api.php, such as '
+                               f'https://en.wikipedia.org/w/api.php; got {api_url!r}')
+        self.ws, self.lang, self.min_chars = ws, lang, _whole(min_chars, '--min-chars', 0)
         self.api_url = api_url or f'https://{lang}.wikipedia.org/w/api.php'
-        self.api = MediaWikiAPI(self.api_url, user_agent, session, timeout)
+        self.api = MediaWikiAPI(self.api_url, user_agent, session, timeout, contact=contact)
         self.site, self.skipped = {}, Counter()
 
     def collect(self, source: str = 'wikipedia', titles: list[str] | None = None, category: str | None = None,
                 search: str | None = None, random: int | None = None, max_articles: int | None = None,
-                files: list | None = None, fallback: bool = True, progress: bool = True) -> dict:
+                files: list | None = None, fallback: bool = True, progress: bool = True, min_chars: int | None = None,
+                encoding: str | None = None, contact: str | None = None) -> dict:
         "Add documents from `source` ('wikipedia', 'files' or 'sample') to the corpus; return a summary."
-        if source not in ('wikipedia', 'files', 'sample'):
-            raise CollectError(f'unknown source {source!r}: choose wikipedia, files or sample')
-        if source == 'files' and not files: raise CollectError('the files source needs files or folders (--files PATH ...)')
-        if isinstance(titles, str): titles = [titles]
+        if min_chars is not None: self.min_chars = _whole(min_chars, '--min-chars', 0)
+        if contact is not None: self.api.user_agent = wiki_user_agent(contact)
+        titles = self._check(source, titles, category, search, random, max_articles, files, encoding)
         corpus, self.skipped, fell_back = Corpus.load(self.ws), Counter(), False
+        texts = self._read_files(files, encoding) if source == 'files' else None  # all of them, before the corpus changes
         try:
             if source == 'wikipedia' and not self._reachable(fallback):
                 source, fell_back, max_articles = 'sample', True, None  # the whole offline corpus
             if source == 'wikipedia': self._from_wikipedia(corpus, titles, category, search, random, max_articles, progress)
-            else:
-                docs = sample_corpus() if source == 'sample' else [(str(p), p.read_text('utf-8', 'replace'))
-                                                                    for p in text_files(files)]
-                self._add_texts(corpus, docs, source, max_articles)
+            else: self._add_texts(corpus, texts if source == 'files' else [(t, x, False) for t, x in sample_corpus()],
+                                  source, max_articles)
         except requests.ConnectionError as e:
             raise CollectError(f'lost the connection to {urlparse(self.api_url).netloc} ({_reason(e)}); the {corpus.added} '
                                'articles collected so far are saved: run the same command again to continue') from e
         finally:
             if corpus.changed and corpus.documents: corpus.save(self.ws)
-        if not corpus.documents:
-            raise CollectError(f'nothing collected from {source} (skipped: {dict(self.skipped) or "none"}); '
-                               'try other titles, a category or a search')
+        if not corpus.documents: raise self._nothing(source, titles, category, search)
+        chars = sum(len(d) for d in corpus.documents)
+        if chars < MIN_CORPUS_CHARS:
+            print(f'note: the corpus has {chars:,} characters, and the tokenizer needs at least {MIN_CORPUS_CHARS:,}: '
+                  f'collect more, e.g. `{self._example(source)}`')
         return {'source': source, 'fallback': fell_back, 'added': corpus.added, 'skipped': dict(self.skipped),
-                'articles': len(corpus.documents), 'chars': sum(len(d) for d in corpus.documents),
-                'bytes': self.ws.corpus.stat().st_size, 'path': str(self.ws.corpus)}
+                'articles': len(corpus.documents), 'chars': chars, 'bytes': self.ws.corpus.stat().st_size,
+                'path': str(self.ws.corpus)}
+
+    def _check(self, source, titles, category, search, random, max_articles, files, encoding) -> list[str] | None:
+        "Refuse arguments that cannot work, saying what would; the titles, tidied."
+        if source not in ('wikipedia', 'files', 'sample'):
+            raise CollectError(f"unknown source {source!r}: choose wikipedia, files or sample, e.g. `{self._example('sample')}`")
+        if isinstance(titles, str): titles = [titles]
+        wiki = {'--titles': titles, '--category': category, '--search': search, '--random': random}
+        if source != 'wikipedia' and (given := [k for k, v in wiki.items() if v is not None]):
+            raise CollectError(f"{' and '.join(given)} choose Wikipedia articles, not {source} documents: "
+                               f"leave {'them' if len(given) > 1 else 'it'} out, e.g. `{self._example(source)}`")
+        if source == 'files' and not files:
+            raise CollectError(f"the files source needs files or folders: `{self._example('files')}`")
+        if source != 'files' and (files or encoding):
+            raise CollectError(f"--files and --encoding are for the files source: `{self._example('files')}`")
+        if encoding is not None: text_encoding(encoding)
+        for flag, text in (('--category', category), ('--search', search)):
+            if text is not None and not (isinstance(text, str) and text.strip()):
+                raise CollectError(f'{flag} needs some text, got {text!r}: e.g. `{self._example(source)}`')
+        for t in titles or []:
+            if not isinstance(t, str) or not t.strip() or re.search(r'[<>\[\]{}|\x00-\x1f\x7f]', t):
+                raise CollectError(f'{t!r} cannot be a Wikipedia title (titles have text and no < > [ ] {{ }} | or '
+                                   f"control characters), e.g. `{self.ws.command('collect', '--titles', 'Ada Lovelace')}`")
+        if random is not None: _whole(random, '--random', 1)
+        if max_articles is not None: _whole(max_articles, '--max-articles', 1)
+        return [' '.join(t.split()) for t in titles] if titles else titles
+
+    def _example(self, source: str) -> str:
+        "A command that collects from `source`, for the hints in messages."
+        args = {'wikipedia': ('--search', 'history of astronomy', '--max-articles', '50'),
+                'files': ('--source', 'files', '--files', 'PATH'), 'sample': ('--source', 'sample')}[source]
+        return self.ws.command('collect', *args)
+
+    def _nothing(self, source, titles, category, search) -> CollectError:
+        "The error for a collection that left the corpus empty, with what to try instead."
+        skipped = ', '.join(f'{n} {why}' for why, n in self.skipped.items()) or 'nothing found'
+        if source == 'files': hint = (f'give text files (files found in folders need {self.min_chars:,} characters: '
+                                      f"--min-chars lowers that), e.g. `{self._example('files')}`")
+        elif source == 'sample': hint = f"lower --min-chars (now {self.min_chars:,}), e.g. `{self._example('sample')}`"
+        elif titles and not (category or search):
+            hint = (f"check the titles' spelling on {urlparse(self.api_url).netloc}, or search for them, e.g. "
+                    f"`{self.ws.command('collect', '--search', titles[0])}`")
+        else: hint = (f"try other titles, a category or a search{' (or a lower --min-chars)' if self.skipped['short'] else ''}, "
+                      f"e.g. `{self._example('wikipedia')}`")
+        return CollectError(f'nothing collected from {source} (skipped: {skipped}); {hint}')
+
+    def _read_files(self, files, encoding) -> list[tuple[str, str, bool]]:
+        "(name, text, named) of each `.txt` file at `files`, read and decoded; `named`: given by name, not found in a folder."
+        named = {Path(f) for f in files if Path(f).is_file()}
+        return [(str(p), read_text_file(p, encoding), p in named) for p in text_files(files)]
 
     def _reachable(self, fallback: bool) -> bool:
         "Ask the wiki about itself; if this first request cannot connect, say so in one line, or raise without `fallback`."
         try:
-            self.site = self.api.get(meta='siteinfo', siprop='general').get('query', {}).get('general', {})
+            general = self.api.dig(self.api.get(meta='siteinfo', siprop='general'), 'query', 'general', kind=dict, default={})
+            self.site = {k: v for k, v in general.items() if isinstance(v, str)}
             return True
         except requests.ConnectionError as e: reason = f'{urlparse(self.api_url).netloc}: {_reason(e)}'
         if not fallback: raise WikipediaUnreachable(
             f'Wikipedia is unreachable ({reason}); check the connection or --api-url, or collect offline with: '
-            f"{self.ws.command('collect', '--source', 'sample')}")
+            f"{self._example('sample')}")
         print(f'Wikipedia is unreachable ({reason}); using the offline sample corpus instead (--source sample)')
         return False
 
@@ -430,49 +623,67 @@ class DataCollector:
         corpus.sources['wikipedia'] = {'description': f"{site.get('sitename', 'Wikipedia')} ({site.get('lang', self.lang)}) "
                                        f'articles as plain text, fetched with the MediaWiki Action API from {self.api_url} '
                                        'and cleaned with mwparserfromhell'}
-        selected = [iter(titles or []), api.category(category) if category else iter(()),
-                    api.search(search) if search else iter(())]
+        selected = [(iter(titles or []), 0),  # asked for by name: kept whatever their length
+                    (api.category(category) if category else iter(()), self.min_chars),
+                    (api.search(search) if search else iter(()), self.min_chars)]
         total = limit if category or search or random else min(limit, len(titles))
         with tqdm(total=total, unit='article', desc='wikipedia', disable=not progress) as bar:
             added = 0
-            for chosen in selected: added += self._fetch(corpus, chosen, limit - added, bar)
+            for chosen, min_chars in selected: added += self._fetch(corpus, chosen, limit - added, bar, min_chars)
             if random and added < limit:  # draw up to five titles per article wanted: stubs get skipped
-                self._fetch(corpus, islice(api.random(random), 5 * random), min(random, limit - added), bar)
+                self._fetch(corpus, islice(api.random(random), 5 * random), min(random, limit - added), bar, self.min_chars)
 
-    def _fetch(self, corpus, titles, limit, bar) -> int:
+    def _fetch(self, corpus, titles, limit, bar, min_chars) -> int:
         "Fetch the articles named by `titles` in batches until `limit` were added; the number added."
         titles, added = (t for t in titles if t not in corpus.titles), 0
         while added < limit and (batch := list(islice(titles, min(BATCH, limit - added)))):
             for page in self.api.pages(batch):
-                if skip := self._add_page(corpus, page): self.skipped[skip] += 1
+                if skip := self._add_page(corpus, page, min_chars): self.skipped[skip] += 1
                 else: added += 1; bar.update()
+            if corpus.changed: corpus.save(self.ws)  # every batch kept: even `kill -9` loses at most one
         return added
 
-    def _add_page(self, corpus, page) -> str | None:
+    def _add_page(self, corpus, page, min_chars) -> str | None:
         "Add one page from the API to the corpus; the reason if it was skipped."
-        if page.get('missing') or page.get('invalid') or not page.get('revisions'): return 'missing'
-        if 'disambiguation' in page.get('pageprops', {}): return 'disambiguation'
-        if page['title'] in corpus.titles: return 'duplicate'
-        text = clean_wikitext(page['revisions'][0]['slots']['main']['content'])
-        if len(text) < self.min_chars: return 'short'
-        added = corpus.add(page['title'], f"{page['title']}\n\n{text}", 'wikipedia', url=self.page_url(page['title']),
-                           pageid=page.get('pageid'), redirected_from=page.get('redirected_from'))
+        where = f"pages[{_short(page['title'], 60)!r}]"
+        if page.get('missing') or page.get('invalid'): return 'missing'
+        content = self.api.dig(page, 'revisions', 0, 'slots', 'main', 'content', kind=str, default=None, where=where)
+        if content is None: return 'missing'  # no revision, or its text hidden
+        if 'disambiguation' in self.api.dig(page, 'pageprops', kind=dict, default={}, where=where): return 'disambiguation'
+        title = normalise(' '.join(page['title'].split()))  # one line: a title starts its document
+        if not title: return 'missing'
+        if title in corpus.titles: return 'duplicate'
+        text = clean_wikitext(content)
+        if not text: return 'empty'
+        if len(text) < min_chars: return 'short'
+        pageid = page.get('pageid')
+        added = corpus.add(title, f'{title}\n\n{text}', 'wikipedia', url=self.page_url(title),
+                           pageid=pageid if type(pageid) is int and 0 <= pageid < 2**63 else None,
+                           redirected_from=page.get('redirected_from'))
         return None if added else 'duplicate'
 
     def _add_texts(self, corpus, docs, source, max_articles):
-        "Add (title, text) documents from the `files` or `sample` source, at most `max_articles`."
-        for title, text in docs:
+        "Add (title, text, named) documents from the `files` or `sample` source, at most `max_articles`."
+        for title, text, named in docs:
             if max_articles is not None and corpus.added >= max_articles: break
             text = normalise(text)
-            if len(text) < self.min_chars: self.skipped['short'] += 1
+            if not text: self.skipped['empty'] += 1
+            elif len(text) < self.min_chars and not named: self.skipped['short'] += 1
             elif not corpus.add(title, text if source == 'files' else f'{title}\n\n{text}', source,
                                 path=str(Path(title).resolve()) if source == 'files' else None):
                 self.skipped['duplicate'] += 1
 
     def page_url(self, title: str) -> str:
         "The web address of article `title` on this wiki."
-        path = (self.site.get('articlepath') or '/wiki/$1').replace('$1', quote(title.replace(' ', '_'), safe="/:(),'!"))
-        return urljoin(self.api_url, (self.site.get('server') or '') + path)
+        articlepath = self.site.get('articlepath', '')
+        path = (articlepath if '$1' in articlepath else '/wiki/$1').replace('$1', quote(title.replace(' ', '_'), safe="/:(),'!"))
+        return urljoin(self.api_url, self.site.get('server', '') + path)
+
+def _whole(value, flag: str, least: int) -> int:
+    "`value` if it is a whole number of at least `least`, else a `CollectError` naming `flag`."
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+        raise CollectError(f'{flag} must be a whole number of at least {least}, got {value!r}')
+    return int(value)
 
 def _reason(error: Exception) -> str:
     "The short cause of a connection error: 'Connection refused', 'Name or service not known'…"
@@ -480,8 +691,6 @@ def _reason(error: Exception) -> str:
     return found[1].strip() if found else type(error).__name__
 
 # %% ../nbs/01_data.ipynb #d4ff251e
-MIN_CORPUS_CHARS = 10_000
-
 def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS, record: bool = True) -> Check:
     "Whether the corpus exists, is UTF-8, has at least `min_chars` characters and (if `record`) matches its sidecar."
     fix = ws.command('collect')
@@ -492,6 +701,7 @@ def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS, record: bool 
     except UnicodeDecodeError as e: return fail(f'{ws.corpus} is not valid UTF-8 (byte {e.start:,})')
     if len(text) < min_chars: return fail(f'{ws.corpus} has {len(text):,} characters; the tokenizer needs at least {min_chars:,}')
     if not record: return Check('corpus', ws.corpus, True)
+    if ws.corpus_meta.is_symlink(): return fail(f'{ws.corpus_meta} is a symbolic link, not a file llmplay wrote')
     meta = read_json(ws.corpus_meta)
     if not isinstance(meta, dict): return fail(f'{ws.corpus_meta} is missing or not valid JSON')
     if meta.get('sha256') != hashlib.sha256(data).hexdigest() or meta.get('documents') != len(read_documents(ws)):

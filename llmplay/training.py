@@ -5,7 +5,7 @@
 # %% ../nbs/04_training.ipynb #f234e09f
 from __future__ import annotations
 import gzip, hashlib, json, lzma, math, random, secrets, signal, threading, time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
@@ -20,6 +21,7 @@ from .workspace import DOC_SEP, Check, Workspace, atomic_open, atomic_write, loc
 from .model import GPTConfig, GPTModel, eval_mode
 from .hardware import Hardware
 from .tokenizer import Tokenizer, load_tokens
+from .parallel import World, check_shared, join
 
 # %% auto #0
 __all__ = ['LIMITS', 'FIT', 'PRESETS', 'CHECKPOINT', 'MODEL', 'INFO_KEYS', 'RUN_SETTINGS', 'LADDER', 'TOKENS_PER_PARAM',
@@ -28,9 +30,9 @@ __all__ = ['LIMITS', 'FIT', 'PRESETS', 'CHECKPOINT', 'MODEL', 'INFO_KEYS', 'RUN_
            'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte', 'sample_text', 'payload_digest',
            'save_payload', 'load_payload', 'save_checkpoint', 'load_checkpoint', 'good_checkpoints',
            'latest_checkpoint', 'save_model', 'model_info', 'load_model', 'check_model', 'RunState', 'resume_problem',
-           'training_step', 'TrainingData', 'stop_on_signals', 'Run', 'judge', 'start_run', 'train', 'describe_report',
-           'restore_from_checkpoint', 'resumable_checkpoint', 'read_train_log', 'count_params', 'flops_per_token',
-           'with_shape', 'step_seconds', 'fit_recipe']
+           'training_step', 'TrainingData', 'stop_on_signals', 'Run', 'judge', 'plan_run', 'start_run', 'train',
+           'describe_report', 'restore_from_checkpoint', 'resumable_checkpoint', 'read_train_log', 'count_params',
+           'flops_per_token', 'with_shape', 'step_seconds', 'fit_recipe']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -65,17 +67,19 @@ def split_tokens(tokens, val_fraction: float = 0.1):
 
 # %% ../nbs/04_training.ipynb #96f3c8e9
 class RandomWindows(Sampler):
-    "Endless batches of `batch_size` random window indices below `n`, drawn from `generator`."
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
-        self.n, self.batch_size, self.generator = n, batch_size, generator
+    "Endless batches of `batch_size` random window indices below `n`, drawn from `generator`; of process `rank` of `world`, its slice."
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.generator, self.rank, self.world = n, batch_size, generator, rank, world
 
     def __iter__(self):
-        while True: yield torch.randint(self.n, (self.batch_size,), generator=self.generator).tolist()
+        while True:
+            starts = torch.randint(self.n, (self.batch_size,), generator=self.generator)  # the whole batch, in every process
+            yield starts.tensor_split(self.world)[self.rank].tolist()
 
-def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator, pin_memory=False):
-    "An endless iterator of `(x, y)` batches of random windows of `tokens`."
+def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator, pin_memory=False, rank: int = 0, world: int = 1):
+    "An endless iterator of `(x, y)` batches of random windows of `tokens` (process `rank` of `world`: its share of each)."
     ds = TextDataset(tokens, block_size)
-    return iter(DataLoader(ds, batch_sampler=RandomWindows(len(ds), batch_size, generator), pin_memory=pin_memory,
+    return iter(DataLoader(ds, batch_sampler=RandomWindows(len(ds), batch_size, generator, rank, world), pin_memory=pin_memory,
                            collate_fn=lambda batch: batch))  # __getitems__ made the batch already
 
 # %% ../nbs/04_training.ipynb #cd487b7c
@@ -90,7 +94,8 @@ class TrainConfig:
     dropout: float = 0.0
     rope: bool = True  # rotary positions (False: a learned vector per position)
     # optimisation
-    batch_size: int = 16
+    batch_size: int = 16       # sequences per optimizer step, in all processes together
+    micro_batch_size: int = 0  # the most sequences one process puts through the model at once (0: no limit); more are accumulated
     lr: float = 2e-3
     min_lr: float = 0.0
     warmup_steps: int = 50
@@ -112,6 +117,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = 'auto'     # auto (cuda, mps, cpu), cuda, mps or cpu
     precision: str = 'auto'  # auto, fp32 or bf16 (autocast; weights stay fp32)
+    compile: bool = False    # train the model under torch.compile (pays on a GPU for long runs)
     sample_prompt: str = 'The'
     sample_tokens: int = 48
     fit: tuple = ()     # the settings that the fitted recipe will choose at start-up (preset 'auto')
@@ -124,7 +130,7 @@ class TrainConfig:
 
 LIMITS = {  # setting: (type, lowest, highest)
     'block_size': (int, 1, 1 << 16), 'n_layer': (int, 1, 256), 'n_head': (int, 1, 256), 'n_embd': (int, 1, 1 << 16),
-    'dropout': (float, 0, 0.9), 'batch_size': (int, 1, 1 << 16), 'lr': (float, 1e-7, 1), 'min_lr': (float, 0, 1),
+    'dropout': (float, 0, 0.9), 'batch_size': (int, 1, 1 << 16), 'micro_batch_size': (int, 0, 1 << 16), 'lr': (float, 1e-7, 1), 'min_lr': (float, 0, 1),
     'warmup_steps': (int, 0, 10**9), 'max_steps': (int, 1, 10**12), 'weight_decay': (float, 0, 100),
     'grad_clip': (float, 0, 10**6), 'val_fraction': (float, 0.001, 0.5), 'eval_interval': (int, 1, 10**12),
     'evals_per_run': (int, 1, 10**4), 'eval_steps': (int, 1, 10**6), 'log_interval': (int, 1, 10**12),
@@ -149,6 +155,7 @@ def check_config(cfg: TrainConfig):
         raise ValueError(f'betas must be two numbers from 0 to 1, e.g. [0.9, 0.99], got {cfg.betas!r}')
     for b in cfg.betas: _number('each of betas', b, float, 0, 0.9999)
     if not isinstance(cfg.rope, bool): raise ValueError(f'rope must be true or false, got {cfg.rope!r}')
+    if not isinstance(cfg.compile, bool): raise ValueError(f'compile must be true or false, got {cfg.compile!r}')
     if cfg.n_embd % cfg.n_head: raise ValueError(f'n_embd={cfg.n_embd} must be a multiple of n_head={cfg.n_head}')
     if cfg.rope and (cfg.n_embd // cfg.n_head) % 2: raise ValueError(f'with rope, n_embd / n_head must be even, got {cfg.n_embd // cfg.n_head}')
     if cfg.min_lr > cfg.lr: raise ValueError(f'min_lr ({cfg.min_lr:g}) must not exceed lr ({cfg.lr:g})')
@@ -230,19 +237,20 @@ def bytes_per_token(tokenizer, tokens, chunk: int = 1 << 20) -> float:
     return (n_bytes + len(DOC_SEP) * int((tokens == tokenizer.eos_id).sum())) / len(tokens)
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, val_tokens, cfg: TrainConfig, bytes_per_token: float) -> dict:
-    "Mean validation loss (nats per token) over fixed windows, and the bits per byte it means."
+def evaluate(model: nn.Module, val_tokens, cfg: TrainConfig, bytes_per_token: float, world: World = World()) -> dict:
+    "Mean validation loss (nats per token) over fixed windows, and the bits per byte it means (each process of `world`: its share)."
     device = next(model.parameters()).device.type
     hw = Hardware.pick(device, cfg.precision)
     n = len(TextDataset(val_tokens, cfg.block_size))
     starts = np.linspace(0, n - 1, cfg.eval_steps * cfg.batch_size).astype(np.int64)
+    mine = np.array_split(starts, world.size)[world.rank]
     losses = []
     with eval_mode(model):
-        for chunk in np.array_split(starts, cfg.eval_steps):
+        for chunk in np.array_split(mine, max(cfg.eval_steps, math.ceil(len(mine) / (cfg.micro_batch_size or len(mine))))):
             x, y = get_batch(val_tokens, chunk, cfg.block_size)
             with hw.autocast(): _, loss = model(x.to(device), y.to(device))
             losses.append(loss.float() * len(chunk))
-    val_loss = (torch.stack(losses).sum() / len(starts)).item()
+    val_loss = world.all_reduce([torch.stack(losses).sum().item()])[0] / len(starts)
     return {'val_loss': val_loss, 'val_bpb': val_loss / math.log(2) / bytes_per_token}
 
 # %% ../nbs/04_training.ipynb #2a047446
@@ -430,7 +438,8 @@ class RunState:
 
 # %% ../nbs/04_training.ipynb #5f0d3e72
 RUN_SETTINGS = ('max_steps', 'time_budget', 'eval_interval', 'evals_per_run', 'eval_steps', 'log_interval', 'ckpt_interval',
-                'ckpt_seconds', 'keep_checkpoints', 'device', 'precision', 'sample_prompt', 'sample_tokens', 'fit', 'fitted')
+                'ckpt_seconds', 'keep_checkpoints', 'device', 'precision', 'sample_prompt', 'sample_tokens', 'fit', 'fitted',
+                'micro_batch_size', 'compile')
 
 def resume_problem(ckpt: dict, cfg: TrainConfig, tokenizer_sha256: str) -> str:
     "Why a run with `cfg` cannot continue from `ckpt` ('' if it can)."
@@ -440,14 +449,22 @@ def resume_problem(ckpt: dict, cfg: TrainConfig, tokenizer_sha256: str) -> str:
     return 'its settings differ: ' + ', '.join(f'{k} {old[k]!r} -> {new[k]!r}' for k in diff) if diff else ''
 
 # %% ../nbs/04_training.ipynb #b0fd882e
-def training_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, hw: Hardware, grad_clip: float = 1.0) -> torch.Tensor:
-    "One optimisation step on the batch `(x, y)`: forward (bf16 autocast if `hw` says so), backward, clip, AdamW; the loss."
-    with hw.autocast(): _, loss = model(x, y)
-    loss.backward()
+def training_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, hw: Hardware, grad_clip: float = 1.0,
+                  micro_batch: int = 0, scale: float = 1.0) -> torch.Tensor:
+    "One optimisation step on the batch `(x, y)`: forward (bf16 autocast if `hw` says so) and backward in parts of at most `micro_batch` rows (0: at once), clip, AdamW; the loss, times `scale`."
+    parts = list(zip(x.split(micro_batch or len(x)), y.split(micro_batch or len(x))))
+    total = 0
+    for i, (xb, yb) in enumerate(parts):
+        if isinstance(model, DistributedDataParallel): model.require_backward_grad_sync = i == len(parts) - 1  # average once, at the end
+        with hw.autocast(): _, loss = model(xb, yb)
+        weight = scale * len(xb) / len(x)  # each part's share of the batch's mean loss
+        if weight != 1: loss = loss * weight
+        loss.backward()
+        total = total + loss.detach()
     if grad_clip: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return loss
+    return total
 
 # %% ../nbs/04_training.ipynb #661209a1
 @dataclass
@@ -487,12 +504,15 @@ def stop_on_signals():
 # %% ../nbs/04_training.ipynb #9d4bf8ae
 class Run:
     "The moving parts of one training run (model, optimizer, data, state, log); `train` drives them step by step."
-    def __init__(self, ws: Workspace, cfg: TrainConfig, hw: Hardware, data: TrainingData, emit, say, progress: bool):
-        self.ws, self.cfg, self.hw, self.data, self.emit, self.say = ws, cfg, hw, data, emit, say
+    def __init__(self, ws: Workspace, cfg: TrainConfig, hw: Hardware, data: TrainingData, emit, say, progress: bool,
+                 world: World = World()):
+        self.ws, self.cfg, self.hw, self.data, self.emit, self.say, self.world = ws, cfg, hw, data, emit, say, world
         self.gpt_config = gpt_config(cfg, data.tokenizer.vocab_size)
         seed_everything(cfg.seed)
         self.model = GPTModel(self.gpt_config).to(hw.device)
         self.opt = make_optimizer(self.model, cfg)
+        # what computes the steps: the model (compiled if asked); with several processes, wrapped to average the gradients
+        self.step_model = world.wrap(torch.compile(self.model) if cfg.compile else self.model)
         self.rng = torch.Generator().manual_seed(cfg.seed)  # the batches' own random stream
         self.state = RunState(secrets.token_hex(6))
         self.state.phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps)
@@ -501,7 +521,7 @@ class Run:
         self.tokens_per_step, self.in_step = cfg.batch_size * cfg.block_size, False
         self.loss_sum, self.loss_steps, self.busy = torch.zeros((), device=hw.device), 0, 0.0  # since the last log row
         self.train_time, self.trained_steps = 0.0, 0
-        self.progress = progress
+        self.progress, self.log_file, self.report = progress, None, None
 
     def resume(self, ckpt: dict):
         "Continue from the checkpoint `ckpt`: weights, optimizer, state, random streams, and the log up to it."
@@ -512,6 +532,10 @@ class Run:
             self.state.phase.update(max_steps=self.cfg.max_steps, seconds=self.cfg.time_budget)
         torch.set_rng_state(ckpt['rng']['torch'])
         self.rng.set_state(ckpt['rng']['sampler'])
+        pending = ckpt.get('log_pending') or {}  # the steps since the last log row: their row will count them
+        self.loss_sum = torch.tensor(pending.get('loss_sum', 0.0), device=self.hw.device)
+        self.loss_steps = pending.get('loss_steps', 0)
+        if not self.world.main: return  # process 0 alone rewrites the log and reads the model file
         log = self.ws.train_log.read_bytes() if self.ws.train_log.is_file() else b''
         atomic_write(self.ws.train_log, log[:ckpt['log_position']])  # forget rows logged after the checkpoint
         try: best = model_info(self.ws)  # never let a resumed run overwrite a better model of its own with a worse one
@@ -522,6 +546,7 @@ class Run:
 
     def start_fresh(self):
         "A new run: the checkpoints and the log of any earlier run go (its model file stays until this run has a better one)."
+        if not self.world.main: return
         for old in self.ws.list_checkpoints(): old.unlink()
         atomic_write(self.ws.train_log, b'')
 
@@ -532,7 +557,15 @@ class Run:
         s.phase = new_phase(s.step, s.elapsed, self.cfg.lr / 2, int(min(200, max(5, expected / 20))), seconds, 10**12)
         s.next_eval = s.elapsed + seconds / self.cfg.evals_per_run
 
-    def elapsed(self) -> float: return self.start_elapsed + time.perf_counter() - self.t_start
+    def elapsed(self) -> float:
+        "Seconds of training in the run so far; with several processes, the time they agreed on at the last step (`agree`)."
+        return self.clock if self.world.size > 1 else self.start_elapsed + time.perf_counter() - self.t_start
+
+    def agree(self, stop_requested: bool) -> bool:
+        "Whether to stop now. With several processes: they take the slowest clock, and stop if any was asked to, so all decide alike."
+        if self.world.size == 1: return stop_requested
+        self.clock, stop = self.world.all_reduce([self.start_elapsed + time.perf_counter() - self.t_start, stop_requested], 'max')
+        return bool(stop)
 
     def eval_every(self) -> float:
         "Seconds (with a time budget) or steps between evaluations in the current schedule."
@@ -544,16 +577,17 @@ class Run:
         return s.step >= ph['max_steps'] or bool(ph['seconds']) and self.elapsed() >= ph['elapsed'] + ph['seconds']
 
     def step(self):
-        "One optimisation step."
-        s = self.state
-        lr = phase_lr(s.phase, self.cfg.min_lr, s.step, self.elapsed())
+        "One optimisation step (with several processes: on this process's share of the batch)."
+        s, cfg = self.state, self.cfg
+        lr = phase_lr(s.phase, cfg.min_lr, s.step, self.elapsed())
         for group in self.opt.param_groups: group['lr'] = lr
         self.lr = lr
         t0 = time.perf_counter()
         x, y = next(self.batches)
         self.in_step = True
-        loss = training_step(self.model, self.opt, x.to(self.hw.device, non_blocking=True),
-                             y.to(self.hw.device, non_blocking=True), self.hw, self.cfg.grad_clip)
+        loss = training_step(self.step_model, self.opt, x.to(self.hw.device, non_blocking=True),
+                             y.to(self.hw.device, non_blocking=True), self.hw, cfg.grad_clip, cfg.micro_batch_size,
+                             scale=self.world.size * len(x) / cfg.batch_size)  # DDP averages over the processes: each share weighs its size
         s.step, s.tokens = s.step + 1, s.tokens + self.tokens_per_step
         self.in_step = False
         self.loss_sum += loss.detach(); self.loss_steps += 1
@@ -573,12 +607,14 @@ class Run:
         s = self.state
         t0 = time.perf_counter()
         loss = (self.loss_sum / self.loss_steps).item() if self.loss_steps else None  # waits for a GPU: count it
+        if loss is not None and self.world.size > 1: loss = self.world.all_reduce([loss])[0] / self.world.size
         self.busy += time.perf_counter() - t0
         row = {'step': s.step, 'lr': self.lr, 'loss': loss, 'val_loss': None, 'val_bpb': None,
                'tokens_per_s': self.loss_steps * self.tokens_per_step / self.busy if self.busy else None,
                'elapsed': self.elapsed(), **(extra or {})}
         self.train_time += self.busy; self.trained_steps += self.loss_steps
         self.loss_sum, self.loss_steps, self.busy = torch.zeros((), device=self.hw.device), 0, 0.0
+        if not self.world.main: return
         self.log_file.write((json.dumps(row) + '\n').encode()); self.log_file.flush()
         if loss is not None: self.bar.set_postfix_str(f"step {s.step:,}, loss {loss:.3f}, {row['tokens_per_s'] or 0:,.0f} tokens/s")
         self.emit({'event': 'eval' if row['val_loss'] is not None else 'log', **row})
@@ -586,13 +622,13 @@ class Run:
     def evaluate(self):
         "Evaluate on the validation tokens; keep the model if it is the best so far; log a row with a sample."
         s, cfg = self.state, self.cfg
-        ev = evaluate(self.model, self.data.val, cfg, self.data.val_bytes_per_token)
+        ev = evaluate(self.model, self.data.val, cfg, self.data.val_bytes_per_token, self.world)
         s.val_loss, s.val_bpb, s.eval_step = ev['val_loss'], ev['val_bpb'], s.step
         if s.best_val_loss is None or ev['val_loss'] < s.best_val_loss:
             s.best_val_loss, s.best_val_bpb, s.best_step = ev['val_loss'], ev['val_bpb'], s.step
-            save_model(self.ws, self.model.state_dict(), self.info())
+            if self.world.main: save_model(self.ws, self.model.state_dict(), self.info())
         s.next_eval += self.eval_every()
-        sample = sample_text(self.model, self.data.tokenizer, cfg.sample_prompt, cfg.sample_tokens, cfg.seed)
+        sample = sample_text(self.model, self.data.tokenizer, cfg.sample_prompt, cfg.sample_tokens, cfg.seed) if self.world.main else ''
         self.say(f"step {s.step:,} ({self.elapsed():.0f} s): val loss {ev['val_loss']:.3f}, {ev['val_bpb']:.3f} bits/byte | {sample!r}")
         self.log({**ev, 'sample': sample})
 
@@ -604,22 +640,28 @@ class Run:
                 'val_bpb': s.val_bpb, 'run_finished': False, **extra}
 
     def checkpoint(self) -> Path:
-        "Save everything a resumed run needs, atomically."
+        "Save everything a resumed run needs, atomically (process 0 alone writes it)."
         s = self.state
         s.elapsed = s.last_checkpoint = self.elapsed()
+        pending = self.loss_sum.item()  # the losses since the last log row (of all processes: as `log` adds them up)
+        if self.world.size > 1: pending = self.world.all_reduce([pending])[0] / self.world.size
+        if not self.world.main: return self.ws.checkpoint(s.step)
         path = save_checkpoint(self.ws, {
             'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'state': asdict(s),
             'train_config': asdict(self.cfg), 'gpt_config': asdict(self.gpt_config), 'tokenizer_sha256': self.data.tokenizer.sha256,
-            'tokenizer': self.data.tokenizer_bytes, 'log_position': self.log_file.tell(),
+            'tokenizer': self.data.tokenizer_bytes, 'log_position': self.log_file.tell(), 'processes': self.world.size,
+            'log_pending': {'loss_sum': pending, 'loss_steps': self.loss_steps},
             'rng': {'torch': torch.get_rng_state(), 'sampler': self.rng.get_state()}}, self.cfg.keep_checkpoints)
         self.emit({'event': 'checkpoint', 'step': s.step, 'elapsed': s.elapsed, 'path': str(path)})
         return path
+
     def finish(self, report_extra: dict) -> Path:
         "End the run: a last evaluation if due, the final checkpoint, the model file marked finished with the run's report."
         s = self.state
         if s.eval_step != s.step: self.evaluate()
         s.finished = True
         last = self.checkpoint()
+        if not self.world.main: return last
         evals = [r for r in read_train_log(self.ws) if r.get('val_bpb') is not None]
         self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': self.model.num_params(),
                        'tokens_per_param': s.tokens / self.model.num_params(), 'best_step': s.best_step,
@@ -636,7 +678,7 @@ class Run:
 
     def close(self):
         self.bar.close()
-        self.log_file.close()
+        if self.log_file: self.log_file.close()
 
 # %% ../nbs/04_training.ipynb #ee5516ee
 def judge(evals: list[dict], baselines: dict | None, more: str) -> str:
@@ -656,9 +698,8 @@ def judge(evals: list[dict], baselines: dict | None, more: str) -> str:
             "would help next.")
 
 # %% ../nbs/04_training.ipynb #26e99fd6
-def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None,
-              emit, say, progress: bool) -> Run:
-    "The run that `train` drives: the interrupted one continued, a finished one extended (`more`), or a new one."
+def plan_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None, say):
+    "What `train` will run: the settings, the checkpoint to continue from (path, contents) or None, and the fitted recipe's reasons."
     found = latest_checkpoint(ws, say, remove_damaged=True) if resume or more is not None else None
     ck = found[1] if found else None
     if more is not None:
@@ -673,61 +714,80 @@ def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume
             cfg = replace(cfg, **{k: ck['train_config'][k] for k in cfg.fit}, fit=(), fitted=cfg.fit)
         if why := resume_problem(ck, cfg, data.tokenizer.sha256):
             say(f"not resuming from {found[0].name}: {why}; starting a new run")
-            found = ck = None
-    hw = Hardware.pick(cfg.device, cfg.precision)
+            found = None
     recipe = None
-    if cfg.fit: cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, hw, say)
-    run = Run(ws, cfg, hw, data, emit, say, progress)
+    if cfg.fit: cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, Hardware.pick(cfg.device, cfg.precision), say)
+    return cfg, found, recipe
+
+def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None,
+              emit, say, progress: bool, world: World = World()) -> Run:
+    "The run that `train` drives: the interrupted one continued, a finished one extended (`more`), or a new one; process 0 decides."
+    if world.main: cfg, found, recipe = plan_run(ws, cfg, data, resume, more, say)
+    cfg, path, recipe = world.broadcast((cfg, found and found[0], recipe) if world.main else None, patient=True)
+    if path and not world.main: found = (path, load_checkpoint(path))  # the others read the checkpoint that process 0 chose
+    if cfg.batch_size < world.size:
+        raise ValueError(f'a batch of {cfg.batch_size} sequences cannot be shared among {world.size} processes: '
+                         f'use at most {cfg.batch_size} processes, or a larger batch_size')
+    run = Run(ws, cfg, Hardware.pick(cfg.device, cfg.precision), data, emit, say, progress, world)
     run.recipe = recipe
-    if ck:
-        run.resume(ck)
-        say(f"resuming from {found[0].name} (step {run.state.step:,}, {run.state.elapsed:.0f} s)")
+    if path:
+        run.resume(found[1])
+        say(f"resuming from {path.name} (step {run.state.step:,}, {run.state.elapsed:.0f} s)")
     else: run.start_fresh()
     if more is not None: run.more(more)
+    if world.rank: torch.manual_seed((cfg.seed + 1_000_003 * world.rank + run.state.step) % 2**63)  # dropout: masks of its own
     return run
 
 def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, on_event=None, resume: bool = True,
           more: float | None = None, wait: bool | float = False) -> dict:
     "Train a GPT on `ws`'s tokens: continue its interrupted run, or start one with `cfg` (default: the fitted recipe)."
-    emit = on_event or (lambda event: None)
-    def say(text):
-        emit({'event': 'message', 'text': text})
-        if progress: tqdm.write(text)
-    with locked(ws, 'llmplay train', wait), stop_on_signals() as stop:
-        data = TrainingData.load(ws, (cfg or make_config()).val_fraction)
-        TextDataset(data.val, (cfg or make_config()).block_size)  # fail now, not at the first evaluation
-        run = start_run(ws, cfg, data, resume, more, emit, say, progress)
-        cfg, s = run.cfg, run.state
-        extra = {'baselines': baselines(data.train, data.val, data.tokenizer), 'hardware': run.hw.describe(), 'recipe': run.recipe}
-        run.batches = batches(data.train, cfg.block_size, cfg.batch_size, run.rng, pin_memory=run.hw.device == 'cuda')
-        run.log_file = open(ws.train_log, 'ab')
-        ph = s.phase
-        run.bar = tqdm(total=ph['elapsed'] + ph['seconds'] if ph['seconds'] else ph['max_steps'],
-                       initial=s.elapsed if ph['seconds'] else s.step, disable=not progress, desc='training',
-                       unit='s' if ph['seconds'] else 'step', bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{postfix}]')
-        start_step, run.start_elapsed, run.t_start = s.step, s.elapsed, time.perf_counter()
-        emit({'event': 'start', 'step': s.step, 'elapsed': s.elapsed, 'n_params': run.model.num_params(), 'config': asdict(cfg),
-              'hardware': run.hw.describe(), 'recipe': run.recipe, 'phase': dict(ph)})
-        try:
-            while not run.done():
-                run.step()
-                if run.eval_due(): run.evaluate()
-                elif s.step % cfg.log_interval == 0: run.log()
-                if s.eval_step == s.step or run.checkpoint_due(): run.checkpoint()
-                if stop.requested:
-                    say(f"stopped at step {s.step:,}: saved {run.ws.checkpoint(s.step).name}; run the same command again to continue")
-                    raise KeyboardInterrupt
-            last = run.finish(extra)
-        except KeyboardInterrupt:
-            if not stop.requested and not run.in_step and not s.finished: run.checkpoint()  # interrupted from a callback
-            raise
-        finally: run.close()
-    summary = {'step': s.step, 'start_step': start_step, 'stopped': 'max_steps' if s.step >= ph['max_steps'] else 'time_budget',
-               'val_loss': s.val_loss, 'val_bpb': s.val_bpb, 'best_val_loss': s.best_val_loss, 'best_val_bpb': s.best_val_bpb,
-               'best_step': s.best_step, 'tokens_per_s': run.trained_steps * run.tokens_per_step / run.train_time if run.train_time else None,
-               'elapsed': s.elapsed, 'run_seconds': time.perf_counter() - run.t_start, 'n_params': run.model.num_params(),
-               'device': run.hw.device, 'precision': run.hw.precision, 'report': run.report,
-               'paths': {'model': str(ws.model), 'checkpoint': str(last), 'train_log': str(ws.train_log)}}
+    with join((cfg or make_config()).device) as world:  # under torchrun: this process's place among several
+        emit = on_event if on_event and world.main else (lambda event: None)  # process 0 alone reports and prints
+        progress = progress and world.main
+        def say(text):
+            emit({'event': 'message', 'text': text})
+            if progress: tqdm.write(text)
+        with locked(ws, 'llmplay train', wait) if world.main else nullcontext(), stop_on_signals() as stop:
+            check_shared(ws, world)  # every process must see the workspace that process 0 writes
+            data = TrainingData.load(ws, (cfg or make_config()).val_fraction)
+            TextDataset(data.val, (cfg or make_config()).block_size)  # fail now, not at the first evaluation
+            base = baselines(data.train, data.val, data.tokenizer) if world.main else None
+            run = start_run(ws, cfg, data, resume, more, emit, say, progress, world)
+            cfg, s = run.cfg, run.state
+            extra = {'baselines': base, 'hardware': run.hw.describe(), 'recipe': run.recipe, 'processes': world.size}
+            run.batches = batches(data.train, cfg.block_size, cfg.batch_size, run.rng, pin_memory=run.hw.device == 'cuda',
+                                  rank=world.rank, world=world.size)
+            if world.main: run.log_file = open(ws.train_log, 'ab')
+            ph = s.phase
+            run.bar = tqdm(total=ph['elapsed'] + ph['seconds'] if ph['seconds'] else ph['max_steps'],
+                           initial=s.elapsed if ph['seconds'] else s.step, disable=not progress, desc='training',
+                           unit='s' if ph['seconds'] else 'step', bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{postfix}]')
+            start_step, run.start_elapsed, run.t_start, run.clock = s.step, s.elapsed, time.perf_counter(), s.elapsed
+            emit({'event': 'start', 'step': s.step, 'elapsed': s.elapsed, 'n_params': run.model.num_params(), 'config': asdict(cfg),
+                  'hardware': run.hw.describe(), 'recipe': run.recipe, 'phase': dict(ph), 'processes': world.size})
+            stopping = False
+            try:
+                while not run.done():
+                    run.step()
+                    stopping = run.agree(stop.requested)  # several processes: one clock, and all stop if one was asked to
+                    if run.eval_due(): run.evaluate()
+                    elif s.step % cfg.log_interval == 0: run.log()
+                    if s.eval_step == s.step or stopping or run.checkpoint_due(): run.checkpoint()
+                    if stopping:
+                        say(f"stopped at step {s.step:,}: saved {run.ws.checkpoint(s.step).name}; run the same command again to continue")
+                        raise KeyboardInterrupt
+                last = run.finish(extra)
+            except KeyboardInterrupt:  # interrupted from a callback (process 0's): save where it is, if it is alone
+                if world.size == 1 and not stopping and not run.in_step and not s.finished: run.checkpoint()
+                raise
+            finally: run.close()
+        summary = {'step': s.step, 'start_step': start_step, 'stopped': 'max_steps' if s.step >= ph['max_steps'] else 'time_budget',
+                   'val_loss': s.val_loss, 'val_bpb': s.val_bpb, 'best_val_loss': s.best_val_loss, 'best_val_bpb': s.best_val_bpb,
+                   'best_step': s.best_step, 'tokens_per_s': run.trained_steps * run.tokens_per_step / run.train_time if run.train_time else None,
+                   'elapsed': s.elapsed, 'run_seconds': time.perf_counter() - run.t_start, 'n_params': run.model.num_params(),
+                   'device': run.hw.device, 'precision': run.hw.precision, 'processes': world.size, 'report': run.report,
+                   'paths': {'model': str(ws.model), 'checkpoint': str(last), 'train_log': str(ws.train_log)}}
+        summary = world.broadcast(summary, patient=True)  # every process returns process 0's account
     emit({'event': 'end', **summary})
     if progress: say(describe_report(run.report))
     return summary

@@ -4,7 +4,9 @@ It answers `action=query` requests in the real API's JSON shape (`formatversion=
 `categorymembers`, `search` and `random` lists, and page content (`prop=revisions|pageprops`) with title
 normalisation, redirects, missing and disambiguation pages, and `continue` chains (lists come `list_size`
 items per answer, page content `content_size` pages per answer). Faults are injected in order, one per
-request, from `faults`: 'maxlag', '429', '503', '500', 'badjson' (None: no fault for that request).
+request, from `faults`: 'maxlag', '429', '503', '500', 'badjson', 'wait-forever' (None: no fault for that request).
+Answers of odd shapes: `mangle(params, answer)` may return another answer (any JSON value, or raw bytes) for
+every request; `delay` seconds are spent on each request (to interrupt a collection midway).
 Every request is recorded in `requests` (parameters, User-Agent, the fault served).
 """
 import json
@@ -22,6 +24,7 @@ FAULTS = {
     '503': (503, {'Retry-After': '2', 'Content-Type': 'text/html'}, b'<html><body>Service Unavailable</body></html>'),
     '500': (500, {'Content-Type': 'text/html'}, b'<html><body>Internal Server Error</body></html>'),
     'badjson': (200, {'Content-Type': 'application/json'}, b'{"batchcomplete": true, "query": {"pages": [{"pagei'),
+    'wait-forever': (429, {'Retry-After': '9' * 40, 'Content-Type': 'text/html'}, b'<html><body>Go away</body></html>'),
 }
 
 
@@ -42,6 +45,7 @@ class FakeMediaWiki:
         self.list_size, self.content_size = list_size, content_size
         self.pageids = {t: 1000 + i for i, t in enumerate(sorted(self.pages))}
         self.faults, self.requests = [], []
+        self.mangle, self.delay = None, 0.0  # answers of odd shapes; seconds spent on each request
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
 
@@ -68,14 +72,16 @@ class FakeMediaWiki:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            time.sleep(0.002)  # long enough for a second, parallel request to overlap
+            time.sleep(0.002 + self.delay)  # long enough for a second, parallel request to overlap
             url = urlparse(handler.path)
             params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             with self.lock: fault = self.faults.pop(0) if self.faults else None
             self.requests.append({'params': params, 'user_agent': handler.headers.get('User-Agent'), 'fault': fault})
             if fault: status, headers, body = FAULTS[fault]
             elif url.path != '/w/api.php': status, headers, body = 404, {'Content-Type': 'text/html'}, b'Not Found'
-            else: status, headers, body = 200, {'Content-Type': 'application/json; charset=utf-8'}, self.answer(params)
+            else:
+                status, headers, body = 200, {'Content-Type': 'application/json; charset=utf-8'}, self.answer(params)
+                if self.mangle: body = self.mangle(params, body)
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
         finally:  # done before the answer goes out: a client that waits for it cannot overlap this request
             with self.lock: self.in_flight -= 1

@@ -1,5 +1,7 @@
 """The collector against a local fake MediaWiki API (tests/fake_mediawiki.py): no test touches the internet."""
+import json
 import socket
+import time
 import sys
 from pathlib import Path
 
@@ -55,11 +57,11 @@ def content_requests(fake):
 def test_titles_missing_redirect_disambiguation_short(ws, fake):
     asked = ['topic_B', 'Topic C', 'Old name', 'No such page', 'Mercury', 'Stub', 'Topic D']
     summary = collector(ws, fake).collect(titles=asked, progress=False)
-    assert summary['added'] == 4 and summary['articles'] == 4
-    assert summary['skipped'] == {'missing': 1, 'disambiguation': 1, 'short': 1}
+    assert summary['added'] == 5 and summary['articles'] == 5  # the stub too: asked for by name
+    assert summary['skipped'] == {'missing': 1, 'disambiguation': 1}
     meta = read_json(ws.corpus_meta)
     records = {a['title']: a for a in meta['articles']}
-    assert set(records) == {'Topic A', 'Topic B', 'Topic C', 'Topic D'}
+    assert set(records) == {'Topic A', 'Topic B', 'Topic C', 'Topic D', 'Stub'}
     assert records['Topic A']['redirected_from'] == 'Old name'
     assert records['Topic B']['url'] == fake.url.replace('/w/api.php', '/wiki/Topic_B')
     assert records['Topic B']['pageid'] == fake.pageids['Topic B']
@@ -279,3 +281,235 @@ def test_connection_lost_midway_keeps_what_it_collected(ws):
         with pytest.raises(CollectError, match=r'lost the connection .*Connection reset by peer.*50 articles .* saved'):
             c.collect(titles=sorted(many), progress=False)
     assert len(read_documents(ws)) == 50 and check_corpus(ws, min_chars=100).ok
+
+
+# --- answers of shapes the API never sends: a clear CollectError, never a TypeError ---
+
+def on_content(change):
+    "A `mangle` for the fake that changes the answers carrying page content with `change(answer)`."
+    return lambda params, answer: change(answer) if 'titles' in params else answer
+
+
+def on_list(change):
+    return lambda params, answer: change(answer) if 'list' in params else answer
+
+
+def set_in(path, value):
+    "A change that sets the value at `path` (keys and list positions) of an answer."
+    def change(answer):
+        obj = answer
+        for key in path[:-1]: obj = obj[key]
+        if value is DELETE: del obj[path[-1]]
+        else: obj[path[-1]] = value
+        return answer
+    return change
+
+
+DELETE = object()
+PAGE0 = ('query', 'pages', 0)
+ODD = {  # name: (mangle, collect's arguments)
+    'answer is a list': (on_content(lambda a: [a]), {}),
+    'answer is text': (on_content(lambda a: 'pages'), {}),
+    'answer is null': (on_content(lambda a: None), {}),
+    'answer is a huge number': (on_content(lambda a: 10**300), {}),
+    'answer is infinity': (on_content(lambda a: b'1e400'), {}),
+    'answer is a 5000-digit number': (on_content(lambda a: b'9' * 5000), {}),
+    'answer nested 100000 deep': (on_content(lambda a: b'[' * 100000 + b']' * 100000), {}),
+    'query is a list': (on_content(set_in(('query',), [])), {}),
+    'query is text': (on_content(set_in(('query',), 'x')), {}),
+    'pages keyed by id (formatversion 1)': (on_content(lambda a: {'query': {'pages': {'1': a['query']['pages'][0]}}}), {}),
+    'pages is null': (on_content(set_in(('query', 'pages'), None)), {}),
+    'a page is text': (on_content(set_in(PAGE0, 'Topic A')), {}),
+    'a page is a list': (on_content(set_in(PAGE0, [1, 2])), {}),
+    'a page is null': (on_content(set_in(PAGE0, None)), {}),
+    'a page has no title': (on_content(set_in(PAGE0 + ('title',), DELETE)), {}),
+    'a title is a number': (on_content(set_in(PAGE0 + ('title',), 12345678901234567890)), {}),
+    'revisions is text': (on_content(set_in(PAGE0 + ('revisions',), 'abc')), {}),
+    'revisions is an object': (on_content(set_in(PAGE0 + ('revisions',), {'0': {}})), {}),
+    'a revision is null': (on_content(set_in(PAGE0 + ('revisions', 0), None)), {}),
+    'slots is a list': (on_content(set_in(PAGE0 + ('revisions', 0, 'slots'), [])), {}),
+    'content is a number': (on_content(set_in(PAGE0 + ('revisions', 0, 'slots', 'main', 'content'), 1e308)), {}),
+    'content is a list': (on_content(set_in(PAGE0 + ('revisions', 0, 'slots', 'main', 'content'), ['text'])), {}),
+    'pageprops is text': (on_content(set_in(PAGE0 + ('pageprops',), 'disambiguation')), {}),
+    'redirects is an object': (on_content(set_in(('query', 'redirects'), {'from': 'a', 'to': 'b'})), {}),
+    'a redirect lacks its target': (on_content(set_in(('query', 'redirects'), [{'from': 'a'}])), {}),
+    'continue is text': (on_content(set_in(('continue',), 'more')), {}),
+    'a continue value is a list': (on_content(set_in(('continue',), {'rvcontinue': [1, 2]})), {}),
+    'continue never changes': (on_content(set_in(('continue',), {'rvcontinue': '7', 'continue': '||'})), {}),
+    'error is text': (on_content(lambda a: {'error': 'down for maintenance'}), {}),
+    'error is a list': (on_content(lambda a: {'error': ['x'] * 100}), {}),
+    'siteinfo is a list': (lambda p, a: [] if p.get('meta') == 'siteinfo' else a, {}),
+    'siteinfo general is text': (lambda p, a: {'query': {'general': 'x'}} if p.get('meta') == 'siteinfo' else a, {}),
+    'search results are text': (on_list(set_in(('query', 'search'), 'Topic A')), {'titles': None, 'search': 'sentence'}),
+    'a search result is a number': (on_list(set_in(('query', 'search', 0), 7)), {'titles': None, 'search': 'sentence'}),
+    'a search title is null': (on_list(set_in(('query', 'search', 0, 'title'), None)), {'titles': None, 'search': 'sentence'}),
+    'category members is an object': (on_list(set_in(('query', 'categorymembers'), {'a': 1})),
+                                      {'titles': None, 'category': 'Topics'}),
+}
+
+
+@pytest.mark.parametrize('name', list(ODD))
+def test_odd_shapes_are_clear_errors(ws, fake, name):
+    collector(ws, fake).collect(titles=['Topic E'], progress=False)  # a corpus that must come through unharmed
+    before = ws.corpus.read_bytes(), ws.corpus_meta.read_bytes()
+    mangle, kwargs = ODD[name]
+    fake.mangle = mangle
+    with pytest.raises(CollectError) as e:
+        collector(ws, fake).collect(**{'titles': ['Topic A', 'Topic B'], **kwargs}, progress=False)
+    message = str(e.value)
+    assert '\n' not in message and len(message) < 400 and fake.url in message, message
+    assert (ws.corpus.read_bytes(), ws.corpus_meta.read_bytes()) == before
+
+
+def test_odd_but_harmless_shapes_are_tolerated(ws, fake):
+    "Odd values the collector does not need (page ids, site details) do not stop it; a page without text is skipped."
+    def mangle(params, answer):
+        if params.get('meta') == 'siteinfo': answer['query']['general'].update(server=7, articlepath=['x'], sitename=None)
+        if 'titles' in params:
+            for page in answer['query']['pages']:
+                page['pageid'] = 10**40 if page['title'] == 'Topic A' else float('inf') if page['title'] == 'Topic B' else True
+                if page['title'] == 'Topic C' and 'revisions' in page: del page['revisions'][0]['slots']['main']['content']
+        return answer
+    fake.mangle = mangle
+    summary = collector(ws, fake).collect(titles=['Topic A', 'Topic B', 'Topic C'], progress=False)
+    assert summary['added'] == 2 and summary['skipped'] == {'missing': 1}
+    records = read_json(ws.corpus_meta)['articles']
+    assert all('pageid' not in r for r in records) and records[0]['url'].endswith('/wiki/Topic_A')
+    json.loads(ws.corpus_meta.read_text(), parse_constant=lambda c: pytest.fail(f'{c} in the sidecar'))  # strict JSON
+
+
+def test_wait_forever_gives_up_at_once(ws, fake):
+    fake.faults = [None, 'wait-forever']
+    c = collector(ws, fake)
+    with pytest.raises(CollectError, match=r'asks to wait .* seconds before the next request .*try again later'):
+        c.collect(titles=['Topic A'], progress=False)
+    assert c.api.waits == []
+
+
+# --- named titles, min_chars, contact ---
+
+def test_named_titles_kept_whatever_their_length(ws, fake):
+    summary = collector(ws, fake).collect(titles=['Stub'], progress=False)
+    assert summary['added'] == 1 and read_documents(ws) == ['Stub\n\nStub is short.']
+    with pytest.raises(CollectError, match=r"nothing collected from wikipedia \(skipped: 1 short\).*--min-chars"):
+        collector(Workspace(ws.root.parent/'crawl'), fake).collect(search='is short', progress=False)
+    summary = collector(Workspace(ws.root.parent/'crawl'), fake).collect(search='is short', min_chars=5, progress=False)
+    assert summary['added'] == 1
+
+
+def test_contact_in_user_agent(ws, fake, monkeypatch):
+    monkeypatch.delenv('LLMPLAY_CONTACT', raising=False)
+    collector(ws, fake).collect(titles=['Topic A'], progress=False)
+    agent = fake.requests[-1]['user_agent']
+    assert agent.startswith('llmplay/') and 'set LLMPLAY_CONTACT or --contact' in agent and '@' not in agent
+    monkeypatch.setenv('LLMPLAY_CONTACT', 'ada@example.org')
+    collector(ws, fake).collect(titles=['Topic B'], progress=False)
+    assert '; ada@example.org)' in fake.requests[-1]['user_agent']
+    collector(ws, fake).collect(titles=['Topic C'], contact='https://example.org/~grace', progress=False)
+    assert all('https://example.org/~grace' in r['user_agent'] for r in fake.requests[-2:])
+    for bad in ['grace', 'a@b.org\nX-Injected: 1', 'gräce@example.org']:
+        with pytest.raises(CollectError, match='Wikimedia asks for a way to reach you'):
+            collector(ws, fake).collect(titles=['Topic D'], contact=bad, progress=False)
+    monkeypatch.setenv('LLMPLAY_CONTACT', 'nobody')
+    with pytest.raises(CollectError, match=r'\$LLMPLAY_CONTACT .nobody. is not an e-mail'):
+        collector(ws, fake)
+
+
+# --- files that are not UTF-8 text; bad arguments ---
+
+def test_files_not_utf8_or_binary_are_refused(ws, tmp_path):
+    good = tmp_path/'good.txt'
+    good.write_text('A good file of text. ' * 40)
+    DataCollector(ws).collect(source='files', files=[good], progress=False)
+    before = ws.corpus.read_bytes(), ws.corpus_meta.read_bytes()
+    (tmp_path/'latin1.txt').write_bytes(('Café crème, naïve façade. ' * 40).encode('latin-1'))
+    (tmp_path/'utf16.txt').write_text('Café in UTF-16. ' * 40, encoding='utf-16')
+    (tmp_path/'image.txt').write_bytes(b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR' + bytes(range(256)) * 8)
+    (tmp_path/'controls.txt').write_bytes(bytes(range(1, 32)) * 40)
+    for name, match in [('latin1.txt', r'latin1.txt is not UTF-8 text \(byte 3 is 0xe9\).*--encoding latin-1'),
+                        ('utf16.txt', r'utf16.txt is UTF-16 text.*--encoding utf-16'),
+                        ('image.txt', r'image.txt is not a text file \(a NUL byte'),
+                        ('controls.txt', r'controls.txt is not a text file \(.* control characters')]:
+        with pytest.raises(CollectError, match=match):  # the bad file comes last: nothing of the first is added either
+            DataCollector(ws).collect(source='files', files=[tmp_path/'good2.txt', tmp_path/name]
+                                      if (tmp_path/'good2.txt').write_text('Another good file. ' * 40) else [], progress=False)
+        assert (ws.corpus.read_bytes(), ws.corpus_meta.read_bytes()) == before
+    summary = DataCollector(ws).collect(source='files', files=[tmp_path/'latin1.txt'], encoding='latin-1', progress=False)
+    assert summary['added'] == 1 and read_documents(ws)[-1].startswith('Café crème, naïve façade.')
+    assert '\ufffd' not in ws.corpus.read_text()
+    with pytest.raises(CollectError, match='unknown text encoding'):
+        DataCollector(ws).collect(source='files', files=[tmp_path/'latin1.txt'], encoding='base64', progress=False)
+
+
+def test_named_files_kept_folder_files_filtered(ws, tmp_path):
+    (tmp_path/'folder').mkdir()
+    (tmp_path/'folder/long.txt').write_text('Long enough to keep from a folder. ' * 30)
+    (tmp_path/'folder/short.txt').write_text('Short, found in a folder.')
+    (tmp_path/'named.txt').write_text('Short, but named.')
+    (tmp_path/'empty.txt').write_text(' \n\n ')
+    summary = DataCollector(ws).collect(source='files', files=[tmp_path/'folder', tmp_path/'named.txt', tmp_path/'empty.txt'],
+                                        progress=False)
+    assert summary['added'] == 2 and summary['skipped'] == {'short': 1, 'empty': 1}
+    assert read_documents(ws)[1] == 'Short, but named.'
+
+
+def test_corpus_not_utf8_is_refused_not_garbled(ws, tmp_path):
+    (tmp_path/'a.txt').write_text('Some text. ' * 50)
+    ws.corpus.parent.mkdir(parents=True)
+    ws.corpus.write_bytes(b'Old text \xff\xfe of the corpus.\n')
+    with pytest.raises(CollectError, match=r'is not valid UTF-8 \(byte 9\).*llmplay run --until 1'):
+        DataCollector(ws).collect(source='files', files=[tmp_path/'a.txt'], progress=False)
+    assert ws.corpus.read_bytes() == b'Old text \xff\xfe of the corpus.\n'
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'source': 'web'}, r"unknown source 'web'.*llmplay collect --source sample"),
+    ({'source': 'files'}, r'the files source needs files or folders: `llmplay collect --source files --files PATH'),
+    ({'source': 'files', 'files': ['nowhere.txt']}, r'nowhere.txt does not exist: give --files text files'),
+    ({'source': 'files', 'files': ['.'], 'titles': ['A']}, r'--titles choose Wikipedia articles, not files documents.*--source files'),
+    ({'source': 'sample', 'category': 'Physics', 'random': 3}, r'--category and --random choose Wikipedia articles.*--source sample'),
+    ({'source': 'sample', 'files': ['a.txt']}, r'--files and --encoding are for the files source'),
+    ({'source': 'sample', 'min_chars': 10**9}, r'nothing collected from sample \(skipped: .* short\); lower --min-chars'),
+    ({'titles': ['A|B']}, r"'A\|B' cannot be a Wikipedia title"),
+    ({'titles': ['  ']}, r"'  ' cannot be a Wikipedia title"),
+    ({'search': ''}, r'--search needs some text'),
+    ({'random': 0}, r'--random must be a whole number of at least 1, got 0'),
+    ({'max_articles': 0}, r'--max-articles must be a whole number of at least 1, got 0'),
+    ({'max_articles': 2.5}, r'--max-articles must be a whole number'),
+    ({'min_chars': -1}, r'--min-chars must be a whole number of at least 0'),
+    ({'titles': ['Nope']}, r"nothing collected from wikipedia \(skipped: 1 missing\); check the titles' spelling.*--search Nope"),
+])
+def test_bad_arguments_say_what_fits(ws, fake, tmp_path, monkeypatch, kwargs, match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CollectError, match=match):
+        collector(ws, fake).collect(**kwargs, progress=False)
+    assert not ws.corpus.exists()
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'lang': 'evil.example/#'}, r'--lang must be a Wikipedia language code'),
+    ({'api_url': 'ftp://example.org/api.php'}, r'--api-url must be the http\(s\):// address'),
+    ({'api_url': 'en.wikipedia.org'}, r'--api-url must be the http\(s\):// address'),
+    ({'min_chars': 'many'}, r'--min-chars must be a whole number'),
+])
+def test_bad_collector_settings(ws, kwargs, match):
+    with pytest.raises(CollectError, match=match):
+        DataCollector(ws, **kwargs)
+
+
+def test_tiny_corpus_is_noted(ws, fake, capsys):
+    collector(ws, fake).collect(titles=['Topic A'], progress=False)
+    out = capsys.readouterr().out
+    assert 'note: the corpus has' in out and 'the tokenizer needs at least 10,000' in out
+
+
+def test_signals_held_until_the_writes_are_done():
+    import os, signal
+    from llmplay.data import signals_held
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append(1)  # still runs: the interrupt waits for the block's end
+    assert done == [1]
