@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #51a4c0ac
 from __future__ import annotations
-import argparse, json, signal, sys, threading
+import argparse, json, os, signal, sys, threading
 from pathlib import Path
 from .workspace import Workspace, WorkspaceBusy, STATE_NAMES
 from .generation import SamplingSettings
@@ -51,10 +51,15 @@ def _collect_args(p):
     g.add_argument('--api-url', metavar='URL', help='MediaWiki API endpoint (default: https://LANG.wikipedia.org/w/api.php)')
     g.add_argument('--files', nargs='+', metavar='PATH', help='local .txt files or folders (with --source files)')
     g.add_argument('--no-fallback', action='store_true', help='fail instead of using the sample corpus when offline')
+    g.add_argument('--min-chars', type=int, metavar='N', help='skip crawled articles shorter than N characters (default: 500; '
+                   'articles named by --titles are kept at any length)')
+    g.add_argument('--contact', metavar='EMAIL', help='your e-mail or web address for the User-Agent, as Wikimedia asks '
+                   '(default: $LLMPLAY_CONTACT)')
+    g.add_argument('--encoding', metavar='NAME', help='the text encoding of --files (default: UTF-8), e.g. latin-1')
 
 def _collect_kw(a) -> dict:
-    query = {k: getattr(a, k) for k in ['titles', 'category', 'search', 'random', 'max_articles', 'files']
-             if getattr(a, k) is not None}
+    query = {k: getattr(a, k) for k in ['titles', 'category', 'search', 'random', 'max_articles', 'files', 'min_chars',
+                                        'contact', 'encoding'] if getattr(a, k) is not None}
     return dict(api_url=a.api_url, lang=a.lang, fallback=not a.no_fallback, **query)
 
 def _train_args(p, more=False):
@@ -69,7 +74,9 @@ def _train_args(p, more=False):
     g.add_argument('--precision', help='auto (default: bf16 where the hardware computes it fast), fp32 or bf16')
     g.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
                    help='any training setting, e.g. --set n_layer=6 lr=1e-3 (see `TrainConfig`)')
-    if more: g.add_argument('--more', type=float, metavar='SECONDS', help='train the finished model SECONDS more, on a fresh short schedule')
+    if more:
+        g.add_argument('--more', type=float, metavar='SECONDS', help='train the finished model SECONDS more, on a fresh short schedule')
+        g.add_argument('--nproc', type=int, metavar='N', help='train in N processes (data parallel, launched with torchrun)')
 
 def _train_kw(a) -> dict:
     kw = {k: v for k in ['max_steps', 'time_budget', 'seed', 'device', 'precision'] if (v := getattr(a, k)) is not None}
@@ -102,9 +109,21 @@ def _cmd_tokenize(ws, a):
     r = pipeline.tokenize(ws, a.vocab_size, wait=a.wait)
     print(f"tokenized: {ws.tokenized} ({r['n_tokens']:,} tokens, {r['bytes_per_token']:.2f} bytes/token)")
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    "`argv` without its `--nproc N` (or `--nproc=N`)."
+    out, args = [], iter(argv)
+    for arg in args:
+        if arg == '--nproc': next(args, None)
+        elif not arg.startswith('--nproc='): out.append(arg)
+    return out
+
 def _cmd_train(ws, a):
     from llmplay.tokenizer import check_tokenized
     if not (c := check_tokenized(ws)).ok: raise FileNotFoundError(f"{c.problem}. Fix: {ws.command('run')}")
+    if a.nproc is not None:
+        from llmplay.parallel import launch
+        if a.nproc < 1: raise ValueError(f'--nproc must be 1 or more, got {a.nproc}')
+        if a.nproc > 1 and 'RANK' not in os.environ: return launch(a.nproc, _without_nproc(a.argv))
     overrides = _train_kw(a)
     preset = a.preset or ('auto' if overrides else None)  # nothing given: continue an interrupted run as it was
     r = pipeline.train(ws, preset, more=a.more, wait=a.wait, **overrides)
@@ -219,9 +238,10 @@ def main(argv=None) -> int:
         bench(argv[1:])
         return 0
     a = parser().parse_args(argv)
-    ws = Workspace.at(a.root)
+    a.argv, ws = argv, Workspace.at(a.root)
+    saved = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, _interrupt)
+        saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try: return a.fn(ws, a) or 0
     except KeyboardInterrupt:
         print('\ninterrupted: run the same command again to pick up from the last checkpoint', file=sys.stderr)
@@ -233,3 +253,5 @@ def main(argv=None) -> int:
         if not _user_error(e): raise  # a bug: keep the traceback
         print(f'llmplay {a.command}: error: {e}', file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in saved.items(): signal.signal(sig, handler)  # a notebook's kernel gets its own back

@@ -4,18 +4,19 @@
 
 # %% ../nbs/01_data.ipynb #d2af9901
 from __future__ import annotations
-import ast, codecs, hashlib, json, numbers, os, re, signal, sys, sysconfig, threading, time, unicodedata, warnings
+import ast, codecs, hashlib, html, json, lzma, numbers, os, re, signal, sys, sysconfig, threading, time, unicodedata, warnings
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from itertools import islice
 from pathlib import Path
-from urllib.parse import quote, urljoin, urlparse
+from random import Random
+from urllib.parse import parse_qs, quote, urljoin, urlparse
 
 import mwparserfromhell
 import requests
-from mwparserfromhell.nodes import ExternalLink, Heading, HTMLEntity, Tag, Template, Text, Wikilink
+from mwparserfromhell.nodes import ExternalLink, HTMLEntity, Tag, Template, Text, Wikilink
 from requests.adapters import HTTPAdapter
 from tqdm.auto import tqdm
 from urllib3.util.retry import Retry
@@ -24,12 +25,14 @@ from . import __version__
 from .workspace import DOC_SEP, Check, Workspace, atomic_write, missing, read_json, write_json
 
 # %% auto #0
-__all__ = ['DROP_TAGS', 'NAMESPACE_LINK', 'LANGUAGE_LINK', 'DROP_SECTIONS', 'BATCH', 'PROJECT_URL', 'CONTACT_ENV', 'CONTACT',
-           'USER_AGENT', 'BASE_PARAMS', 'PAGE_PARAMS', 'KINDS', 'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'SOURCES',
-           'MIN_CORPUS_CHARS', 'clean_wikitext', 'normalise', 'wiki_user_agent', 'CollectError', 'WikipediaUnreachable',
-           'UnexpectedAnswer', 'wiki_session', 'retry_after', 'MediaWikiAPI', 'python_version', 'stdlib_modules',
-           'module_text', 'sample_corpus', 'text_files', 'text_encoding', 'read_text_file', 'text_sha1',
-           'read_documents', 'signals_held', 'Corpus', 'DataCollector', 'check_corpus']
+__all__ = ['DROP_TAGS', 'NAMESPACE_LINK', 'LANGUAGE_LINK', 'SYMBOLS', 'FIRST', 'DROP_SECTIONS', 'HEADING', 'FILE_LINK',
+           'BRACKETS', 'LEFTOVER_TAG', 'TABLE_LINE', 'BATCH', 'PROJECT_URL', 'CONTACT_ENV', 'CONTACT', 'USER_AGENT',
+           'BASE_PARAMS', 'PAGE_PARAMS', 'KINDS', 'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'SOURCES', 'MIN_CORPUS_CHARS',
+           'REPLAY_LIMITS', 'DISAMBIGUATION', 'clean_wikitext', 'normalise', 'wiki_user_agent', 'CollectError',
+           'WikipediaUnreachable', 'UnexpectedAnswer', 'wiki_session', 'retry_after', 'MediaWikiAPI', 'python_version',
+           'stdlib_modules', 'module_text', 'sample_corpus', 'text_files', 'text_encoding', 'read_text_file',
+           'text_sha1', 'read_documents', 'signals_held', 'Corpus', 'DataCollector', 'WikipediaReplay',
+           'replay_session', 'check_corpus']
 
 # %% ../nbs/01_data.ipynb #b95f818b
 DROP_TAGS = {'ref', 'references', 'table', 'gallery', 'math', 'chem', 'ce', 'score', 'timeline', 'imagemap',
@@ -53,7 +56,7 @@ def _node_text(node) -> str:
 
 def _link_text(link) -> str:
     "What `[[target|text]]` shows: its text, else its target; nothing for files, categories, other languages."
-    target = str(link.title).strip()
+    target = html.unescape(str(link.title).strip())
     if NAMESPACE_LINK.match(target) or LANGUAGE_LINK.match(target): return ''
     return _plain(link.text) if link.text is not None else target.lstrip(':#')
 
@@ -64,27 +67,59 @@ def _tag_text(tag) -> str:
     if name == 'br': return '\n'
     return _plain(tag.contents)
 
+SYMBOLS = {'ndash': '–', 'mdash': '—', 'snd': ' – ', 'spnd': ' – ', 'nbsp': ' ', 'thinsp': ' ', "'": "'", "'s": "'s",
+           '!': '|', '=': '='}
+FIRST = {'nowrap', 'nobr', 'small', 'big', 'sc', 'smallcaps', 'vr', 'val', 'abbr', 'sic', 'nihongo', 'keep together'}
+
 def _template_text(template) -> str:
-    "The words of the few inline templates that carry some (`convert`, `lang`, `nowrap`); nothing for the rest."
+    "The words of the inline templates that carry some (`convert`, `lang`, `nowrap`…); nothing for the rest."
     name = template.name.strip_code().strip().lower()
+    if name.startswith('formatnum:'): return str(template.name).split(':', 1)[1].strip()
     args = [_plain(p.value).strip() for p in template.params if not p.showkey]
+    if name in SYMBOLS: return SYMBOLS[name]
+    if not args: return ''
     if name == 'convert' and len(args) >= 2:
         return ' '.join(args[:4] if args[1] in ('-', '–', 'to', 'and', 'or') else args[:2])
-    if name == 'lang' and len(args) >= 2: return args[1]
-    if name in ('nowrap', 'nobr', 'small') and args: return args[0]
+    if name in FIRST or name.startswith('lang-'): return args[0]  # {{lang-fr|Paris}}: the foreign word
+    if name in ('lang', 'rtl-lang') and len(args) >= 2: return args[1]
+    if name == 'transl': return args[-1]
+    if name in ('chem', 'linktext'): return ''.join(args)
+    if name in ('circa', 'c.'): return f'c. {args[0]}'
+    if name == 'as of': return f'As of {args[0]}'
     return ''
 
 # %% ../nbs/01_data.ipynb #1b85e7eb
 DROP_SECTIONS = {'see also', 'references', 'external links', 'further reading', 'notes', 'footnotes', 'citations',
-                 'sources', 'bibliography', 'works cited', 'notes and references', 'references and notes', 'gallery'}
+                 'sources', 'bibliography', 'works cited', 'notes and references', 'references and notes', 'gallery',
+                 'other uses', 'primary sources', 'secondary sources', 'selected bibliography', 'external links and references'}
+HEADING = re.compile(r'^(={1,6})\s*(.+?)\s*\1\s*(?:<!--.*?-->\s*)*$', re.M)  # a line like '== History =='
 
-def _sections(code) -> list[tuple[int, str, str]]:
-    "The (level, heading, text) of each section of parsed wikitext; the lead section has level 1 and no heading."
-    sections = [[1, '', []]]
-    for node in code.nodes:
-        if isinstance(node, Heading): sections.append([node.level, _plain(node.title).strip(), []])
-        else: sections[-1][2].append(node)
-    return [(level, heading, _tidy(''.join(map(_node_text, nodes)))) for level, heading, nodes in sections]
+def _sections(wikitext: str) -> list[tuple[int, str, str]]:
+    "The (level, heading, text) of each section of `wikitext`; the lead section has level 1 and no heading."
+    parts = HEADING.split(_drop_files(wikitext))  # split first: markup broken in one section stays there
+    sections = [(1, '', parts[0])] + [(len(parts[i]), _plain(mwparserfromhell.parse(parts[i + 1])).strip(), parts[i + 2])
+                                      for i in range(1, len(parts), 3)]
+    return [(level, heading, _tidy(_plain(mwparserfromhell.parse(text)))) for level, heading, text in sections]
+
+FILE_LINK = re.compile(r'\[\[\s*(file|image)\s*:', re.I)
+BRACKETS = re.compile(r'\[\[|\]\]')
+
+def _drop_files(wikitext: str) -> str:
+    "`wikitext` without its images: each `[[File:…]]`, caption and nested links included, whatever the markup inside."
+    out, start = [], 0
+    for m in FILE_LINK.finditer(wikitext):
+        if m.start() < start: continue  # inside an image already dropped
+        out.append(wikitext[start:m.start()])
+        start = _link_end(wikitext, m.start())
+    return ''.join(out) + wikitext[start:]
+
+def _link_end(text: str, i: int) -> int:
+    "Where the `[[` at `i` in `text` closes, after its `]]` (nested links counted); the end of `text` if it never does."
+    depth = 0
+    for m in BRACKETS.finditer(text, i):
+        depth += 1 if m[0] == '[[' else -1
+        if depth == 0: return m.end()
+    return len(text)
 
 def _kept_sections(sections) -> list[tuple[int, str, str]]:
     "The sections minus the dropped ones (see `DROP_SECTIONS`) and their subsections."
@@ -97,7 +132,7 @@ def _kept_sections(sections) -> list[tuple[int, str, str]]:
 
 def clean_wikitext(wikitext: str) -> str:
     "Readable plain text of an article's `wikitext`: prose and headings, no markup, references or tables."
-    sections = _kept_sections(_sections(mwparserfromhell.parse(wikitext)))
+    sections = _kept_sections(_sections(wikitext))
     blocks = []
     for i, (level, heading, text) in enumerate(sections):
         later = [t for l, _, t in _until_level(sections[i + 1:], level)]
@@ -119,14 +154,23 @@ def normalise(text: str) -> str:
     text = '\n'.join(line.rstrip() for line in text.split('\n'))
     return re.sub(r'\n{3,}', '\n\n', text).strip()
 
+LEFTOVER_TAG = re.compile(r'</?(blockquote|div|span|center|small|big|sup|sub|poem|p|ref|br|i|b|u|s|onlyinclude|includeonly)\b[^<>]*>', re.I)
+TABLE_LINE = re.compile(r'^[ \t]*(\{\||\||!).*\n?', re.M)  # {| starts a table, | and ! start its rows and cells
+
 def _tidy(text: str) -> str:
-    "Wikitext-derived `text` without the spaces and empty brackets that removed markup leaves behind."
+    "Wikitext-derived `text` without the spaces, brackets and stray markup that removed or broken markup leaves behind."
     text = re.sub(r'__[A-Z]+__', '', text.replace('\xa0', ' '))  # magic words like __NOTOC__
-    text = re.sub(r'\(\s*[,;:]?\s*\)', '', text)                  # "()" left by a dropped template
-    text = re.sub(r'\(\s*[,;:]\s*', '(', text)                    # "( ; born 1956)" -> "(born 1956)"
+    text = TABLE_LINE.sub('', LEFTOVER_TAG.sub('', text))           # a table or a tag the parser could not read...
+    text = re.sub(r'\{\{[^{}]*\}\}', '', text)                     # ... or a template
+    text = re.sub(r"'''(?=s\b)|'{2,}", lambda m: "'" if len(m[0]) == 3 else '', text)  # Iliad'''s, unclosed ''italics''
+    text = re.sub(r'\([ \t,;:]+', '(', text)                       # "(, Aristotélēs;" -> "(Aristotélēs;"
+    text = re.sub(r'[ \t,;:]+\)', ')', text)                       # "(born 1956; )" -> "(born 1956)"
+    text = re.sub(r'[ \t]*\(\)', '', text)                         # "Andorra (, )" -> "Andorra"
     text = re.sub(r'[ \t]+', ' ', text)
     text = re.sub(r' +([,.;:!?])(?=\s|$)', r'\1', text)
-    return normalise('\n'.join(line.strip() for line in text.split('\n')))
+    lines = (line.strip().lstrip(':;').strip() if line.lstrip().startswith((':', ';')) else line.strip()
+             for line in text.split('\n'))                         # ": indented" and "; term" lines the parser missed
+    return normalise('\n'.join(lines))
 
 # %% ../nbs/01_data.ipynb #47565847
 BATCH = 50  # titles per content request: the API's limit for clients without bot rights
@@ -689,6 +733,82 @@ def _reason(error: Exception) -> str:
     "The short cause of a connection error: 'Connection refused', 'Name or service not known'…"
     found = re.search(r'\[Errno -?\d+\] ([^\'")]+)', str(error))
     return found[1].strip() if found else type(error).__name__
+
+# %% ../nbs/01_data.ipynb #526abafe
+REPLAY_LIMITS = {'categorymembers': ('cmlimit', 'cmcontinue'), 'search': ('srlimit', 'sroffset'), 'random': ('rnlimit', None)}
+
+class WikipediaReplay(HTTPAdapter):
+    "Answers the Action API requests the collector sends from recorded pages, in the API's JSON (formatversion 2)."
+    def __init__(self, archive: dict, seed: int = 0, max_chars: int = 8_000_000, max_list: int = 500):
+        super().__init__()
+        self.site, self.pages = archive.get('siteinfo', {}), {p['title']: p for p in archive['pages']}
+        self.articles = sorted(t for t, p in self.pages.items() if not p.get('redirect'))
+        self.rng, self.max_chars, self.max_list, self.requests = Random(seed), max_chars, max_list, []
+
+    def send(self, request, **kwargs) -> requests.Response:
+        "The answer to one prepared request, as if it came over the network."
+        query = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+        self.requests.append(query)
+        r = requests.Response()
+        r.status_code, r.reason, r.url, r.request, r.encoding = 200, 'OK', request.url, request, 'utf-8'
+        r.headers['Content-Type'] = 'application/json; charset=utf-8'
+        r._content = json.dumps(self.answer(query)).encode()
+        return r
+
+    def answer(self, q: dict) -> dict:
+        "The JSON answer to the query with parameters `q`."
+        if q.get('meta') == 'siteinfo':
+            return {'batchcomplete': True, 'query': {'general': {
+                'sitename': self.site.get('sitename', 'Wikipedia'), 'lang': 'en', 'server': 'https://en.wikipedia.org',
+                'articlepath': '/wiki/$1', 'generator': self.site.get('generator', 'MediaWiki')}}}
+        if 'titles' in q: return self.contents(q['titles'].split('|'), int(q.get('rvcontinue', 0)))
+        return self.listing(q['list'], q)
+
+    def listing(self, name: str, q: dict) -> dict:
+        "One part of the list `name` (random, categorymembers or search), `continue` pointing at the next part."
+        size_key, next_key = REPLAY_LIMITS[name]
+        size = min(self.max_list, int(q[size_key]) if q.get(size_key, 'max') != 'max' else self.max_list)
+        if name == 'random': found, start = self.rng.sample(self.articles, min(size, len(self.articles))), 0
+        else:
+            words = f"[[category:{q['cmtitle'].split(':', 1)[1]}".lower() if name == 'categorymembers' else q['srsearch'].lower()
+            found, start = [t for t in self.articles if words in self.pages[t]['wikitext'].lower()], int(q.get(next_key, 0))
+        answer = {'batchcomplete': True, 'query': {name: [{'ns': 0, 'title': t} for t in found[start:start + size]]}}
+        if next_key and start + size < len(found): answer['continue'] = {next_key: str(start + size), 'continue': '-||'}
+        return answer
+
+    def contents(self, titles: list[str], start: int = 0) -> dict:
+        "The pages of `titles`, redirects followed; wikitext from page `start` on, up to `max_chars` of it per answer."
+        query, pages, size = {'pages': []}, [], 0
+        for t in titles:
+            found = self.pages.get(t) or self.pages.get(t[:1].upper() + t[1:])
+            if found and found['title'] != t: query.setdefault('normalized', []).append({'from': t, 'to': found['title']})
+            if found and found.get('redirect'):
+                query.setdefault('redirects', []).append({'from': found['title'], 'to': found['redirect']})
+                found = self.pages.get(found['redirect'])
+            pages.append(found or {'title': t})
+        for i, p in enumerate(pages):
+            if 'wikitext' not in p: query['pages'].append({'ns': 0, 'title': p['title'], 'missing': True}); continue
+            page = {'pageid': p['pageid'], 'ns': 0, 'title': p['title']}
+            if DISAMBIGUATION.search(p['wikitext']): page['pageprops'] = {'disambiguation': ''}
+            if i >= start and 'continue' not in query:
+                if size and size + len(p['wikitext']) > self.max_chars: query['continue'] = {'rvcontinue': str(i), 'continue': '||'}
+                else:
+                    size += len(p['wikitext'])
+                    page['revisions'] = [{'slots': {'main': {'contentmodel': 'wikitext', 'contentformat': 'text/x-wiki',
+                                                             'content': p['wikitext']}}}]
+            query['pages'].append(page)
+        more = query.pop('continue', None)
+        return {'batchcomplete': True, 'query': query, **({'continue': more} if more else {})}
+
+DISAMBIGUATION = re.compile(r'\{\{\s*(disambiguation|disambig|dab|hndis|geodis)\s*[|}]', re.I)
+
+def replay_session(path, seed: int = 0, **limits) -> requests.Session:
+    "A `requests.Session` whose Wikipedia answers come from the recorded pages in the `.json.xz` archive at `path`."
+    archive = json.loads(lzma.decompress(Path(path).read_bytes()))
+    session = requests.Session()
+    session.mount('https://', WikipediaReplay(archive, seed, **limits))
+    session.mount('http://', session.get_adapter('https://'))
+    return session
 
 # %% ../nbs/01_data.ipynb #d4ff251e
 def check_corpus(ws: Workspace, min_chars: int = MIN_CORPUS_CHARS, record: bool = True) -> Check:

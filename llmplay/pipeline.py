@@ -11,7 +11,7 @@ from .workspace import DOC_SEP, Workspace, Check, STATE_NAMES, atomic_write, loc
 
 # %% auto #0
 __all__ = ['checks', 'checkpoint_checks', 'status', 'format_status', 'collect', 'tokenize', 'train', 'restore_corpus',
-           'restore_tokenizer', 'run', 'ensure_model', 'Trained', 'load', 'sample', 'evaluate_text']
+           'restore_tokenizer', 'tokenizer_check', 'run', 'ensure_model', 'Trained', 'load', 'sample', 'evaluate_text']
 
 # %% ../nbs/06_pipeline.ipynb #87dc6c2f
 def checks(ws: Workspace) -> dict[str, Check]:
@@ -120,22 +120,37 @@ def restore_tokenizer(ws: Workspace) -> bool:
     return False
 
 # %% ../nbs/06_pipeline.ipynb #4f3b01e4
+def tokenizer_check(ws: Workspace) -> Check:
+    "`check_tokenizer`, and whether the tokenizer is the one that made the token ids (a changed byte may leave it loadable)."
+    from llmplay.tokenizer import check_tokenizer
+    if not (c := check_tokenizer(ws)).ok: return c
+    want = (read_json(ws.tokens_meta) or {}).get('tokenizer_sha256')
+    if want and hashlib.sha256(ws.tokenizer_model.read_bytes()).hexdigest() != want:
+        return Check('tokenizer', ws.tokenizer_model, False, f'{ws.tokenizer_model} is not the tokenizer that made the token ids',
+                     ws.command('run'))
+    return c
+
 def run(ws: Workspace, until=3, preset='auto', source='wikipedia', collect_kw=None, vocab_size=None, train_kw=None,
         on_event=None, progress=True, wait=False) -> dict:
     "Bring `ws` to state `until` (at most 3), repairing or redoing only what is missing or broken; its status."
     from llmplay.data import Corpus, check_corpus
     from llmplay.tokenizer import check_tokenizer, check_tokenized, tokenize_corpus
+    from llmplay.training import check_config, make_config
     emit = on_event or (lambda event: None)
     def stage(name, check, action):
         emit({'event': 'stage', 'stage': name, 'status': 'start', 'why': check.problem, 'action': action})
+    if until >= 3: check_config(make_config(preset, **(train_kw or {})))  # a bad --set fails now, trained or not
     with locked(ws, 'llmplay run', wait):
-        if not (c := check_tokenizer(ws)).ok and restore_tokenizer(ws):
+        if not (c := tokenizer_check(ws)).ok and restore_tokenizer(ws):
             stage('tokenize', c, "restored the tokenizer from the model's copy")
         if not (c := check_corpus(ws)).ok:
             if restore_corpus(ws): stage('collect', c, 'rebuilt the corpus from the token ids')
             elif check_corpus(ws, record=False).ok:  # the text is whole: keep it, and rebuild its record
                 stage('collect', c, 'rebuilding the corpus record from the corpus')
                 Corpus.load(ws, quiet=True).save(ws)
+            elif check_corpus(ws, min_chars=0).ok:  # whole but small: add to it
+                stage('collect', c, f'adding to the corpus ({source})')
+                collect(ws, source=source, **(collect_kw or {}))
             else:
                 if ws.corpus.exists() or ws.corpus.is_symlink():  # keep what was there, out of the way
                     for p in (ws.corpus, ws.corpus_meta):

@@ -76,6 +76,8 @@ class Tokenizer:
         try: self.sp.LoadFromSerializedProto(model)
         except RuntimeError: raise ValueError('not a SentencePiece model (the bytes do not parse)') from None
         if self.sp.vocab_size() == 0: raise ValueError('not a SentencePiece model (no pieces)')
+        try: [self.sp.id_to_piece(i) for i in range(self.sp.vocab_size())]
+        except UnicodeDecodeError: raise ValueError('damaged (a piece is not UTF-8 text)') from None
         self.sha256 = hashlib.sha256(model).hexdigest()
         self._mark = [self.sp.piece_to_id(f'<0x{b:02X}>') for b in SPACE_MARK.encode()]
 
@@ -194,8 +196,9 @@ def check_tokenizer(ws: Workspace) -> Check:
     try: tok = Tokenizer.load(ws)
     except ValueError as e: return bad(str(e))
     if problem := _tokenizer_problem(tok): return bad(f'{ws.tokenizer_model} is unusable: {problem}')
-    if not ws.tokenizer_vocab.exists() or ws.tokenizer_vocab.read_text(encoding='utf-8', errors='replace') != vocab_text(tok):
-        return bad(f'{ws.tokenizer_vocab} is missing or does not list the pieces of {ws.tokenizer_model.name}')
+    if c := missing(ws.tokenizer_vocab, 'tokenizer', fix): return bad(c.problem)
+    if ws.tokenizer_vocab.read_text(encoding='utf-8', errors='replace') != vocab_text(tok):
+        return bad(f'{ws.tokenizer_vocab} does not list the pieces of {ws.tokenizer_model.name}')
     return Check('tokenizer', ws.tokenizer_model, True)
 
 def check_tokenized(ws: Workspace) -> Check:

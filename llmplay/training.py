@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #f234e09f
 from __future__ import annotations
-import gzip, hashlib, json, lzma, math, random, secrets, signal, threading, time
+import gzip, hashlib, json, lzma, math, random, re, secrets, signal, threading, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -30,9 +30,9 @@ __all__ = ['LIMITS', 'FIT', 'PRESETS', 'CHECKPOINT', 'MODEL', 'INFO_KEYS', 'RUN_
            'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte', 'sample_text', 'payload_digest',
            'save_payload', 'load_payload', 'save_checkpoint', 'load_checkpoint', 'good_checkpoints',
            'latest_checkpoint', 'save_model', 'model_info', 'load_model', 'check_model', 'RunState', 'resume_problem',
-           'training_step', 'TrainingData', 'stop_on_signals', 'Run', 'judge', 'plan_run', 'start_run', 'train',
-           'describe_report', 'restore_from_checkpoint', 'resumable_checkpoint', 'read_train_log', 'count_params',
-           'flops_per_token', 'with_shape', 'step_seconds', 'fit_recipe']
+           'training_step', 'TrainingData', 'stop_on_signals', 'Run', 'judge', 'run_unfinished', 'plan_run',
+           'start_run', 'train', 'describe_report', 'restore_from_checkpoint', 'resumable_checkpoint', 'read_train_log',
+           'count_params', 'flops_per_token', 'with_shape', 'step_seconds', 'fit_recipe']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -137,7 +137,7 @@ LIMITS = {  # setting: (type, lowest, highest)
     'ckpt_interval': (int, 1, 10**12), 'ckpt_seconds': (float, 1, 10**9), 'keep_checkpoints': (int, 1, 1000),
     'time_budget': (float, 1, 10**8), 'seed': (int, 0, 2**63 - 1), 'sample_tokens': (int, 0, 10**4),
 }
-FIT = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'warmup_steps', 'eval_steps')
+FIT = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'weight_decay', 'warmup_steps', 'eval_steps')
 
 def _number(name, value, kind, lo, hi):
     "`value` if it is a finite number of `kind` from `lo` to `hi`, else a `ValueError` that says so."
@@ -364,8 +364,13 @@ def save_checkpoint(ws: Workspace, ckpt: dict, keep: int) -> Path:
     return path
 
 def load_checkpoint(path) -> dict:
-    "The checkpoint at `path`; a `ValueError` naming the file if it is damaged."
-    return load_payload(path, CHECKPOINT)
+    "The checkpoint at `path`; a `ValueError` naming the file if it is damaged or holds another step than its name."
+    ck = load_payload(path, CHECKPOINT)
+    named = re.fullmatch(r'ckpt_(\d+)\.pt', Path(path).name)
+    step = ck.get('state', {}).get('step') if isinstance(ck.get('state'), dict) else None
+    if named and step != int(named[1]):
+        raise ValueError(f'{path} holds step {step}, not the step its name says: it is a copy of another checkpoint')
+    return ck
 
 def good_checkpoints(ws: Workspace, log=print, remove_damaged: bool = False):
     "Each checkpoint that loads whole, newest first, as (path, contents); damaged ones are reported (and removed if asked)."
@@ -592,7 +597,8 @@ class Run:
         self.in_step = False
         self.loss_sum += loss.detach(); self.loss_steps += 1
         self.busy += time.perf_counter() - t0
-        self.bar.update((self.elapsed() - self.bar.n) if self.timed else 1)
+        # tqdm drops a total that its count passes by 0.5 (a last step past the budget): stop at the total
+        self.bar.update(min(self.elapsed() if self.timed else s.step, self.bar.total) - self.bar.n)
 
     def eval_due(self) -> bool:
         s = self.state
@@ -627,7 +633,9 @@ class Run:
         if s.best_val_loss is None or ev['val_loss'] < s.best_val_loss:
             s.best_val_loss, s.best_val_bpb, s.best_step = ev['val_loss'], ev['val_bpb'], s.step
             if self.world.main: save_model(self.ws, self.model.state_dict(), self.info())
-        s.next_eval += self.eval_every()
+        now, every = (self.elapsed() if s.phase['seconds'] else s.step), self.eval_every()
+        s.next_eval += every
+        while s.next_eval <= now: s.next_eval += every  # a slow machine skips the slots it missed, not evaluates every step
         sample = sample_text(self.model, self.data.tokenizer, cfg.sample_prompt, cfg.sample_tokens, cfg.seed) if self.world.main else ''
         self.say(f"step {s.step:,} ({self.elapsed():.0f} s): val loss {ev['val_loss']:.3f}, {ev['val_bpb']:.3f} bits/byte | {sample!r}")
         self.log({**ev, 'sample': sample})
@@ -698,6 +706,13 @@ def judge(evals: list[dict], baselines: dict | None, more: str) -> str:
             "would help next.")
 
 # %% ../nbs/04_training.ipynb #26e99fd6
+def run_unfinished(ws: Workspace, ck: dict) -> bool:
+    "Whether the run of checkpoint `ck` has work left: it was interrupted, or it finished but its model file is not marked so yet."
+    if not ck['state']['finished']: return True
+    try: info = model_info(ws)
+    except (ValueError, OSError): return False  # no model of its own: `restore_from_checkpoint` rebuilds it
+    return info.get('run_id') == ck['state']['run_id'] and not info.get('run_finished')  # killed between the two saves
+
 def plan_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None, say):
     "What `train` will run: the settings, the checkpoint to continue from (path, contents) or None, and the fitted recipe's reasons."
     found = latest_checkpoint(ws, say, remove_damaged=True) if resume or more is not None else None
@@ -708,7 +723,7 @@ def plan_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume:
                              f"train first, with `{ws.command('train')}`")
         cfg = TrainConfig(**{**ck['train_config'], **({'device': cfg.device, 'precision': cfg.precision} if cfg else {})})
     elif cfg is None:  # no settings given: continue an interrupted run as it was, or start the fitted recipe
-        cfg = TrainConfig(**ck['train_config']) if ck and not ck['state']['finished'] else make_config()
+        cfg = TrainConfig(**ck['train_config']) if ck and run_unfinished(ws, ck) else make_config()
     if ck and more is None:
         if cfg.fit and tuple(ck['train_config'].get('fitted', ())) == cfg.fit:  # the same fitted run: its shape, not a new fit
             cfg = replace(cfg, **{k: ck['train_config'][k] for k in cfg.fit}, fit=(), fitted=cfg.fit)
@@ -759,8 +774,8 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, 
                                   rank=world.rank, world=world.size)
             if world.main: run.log_file = open(ws.train_log, 'ab')
             ph = s.phase
-            run.bar = tqdm(total=ph['elapsed'] + ph['seconds'] if ph['seconds'] else ph['max_steps'],
-                           initial=s.elapsed if ph['seconds'] else s.step, disable=not progress, desc='training',
+            at, end = (s.elapsed, ph['elapsed'] + ph['seconds']) if ph['seconds'] else (s.step, ph['max_steps'])
+            run.bar = tqdm(total=max(at, end), initial=at, disable=not progress, desc='training',
                            unit='s' if ph['seconds'] else 'step', bar_format='{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{postfix}]')
             start_step, run.start_elapsed, run.t_start, run.clock = s.step, s.elapsed, time.perf_counter(), s.elapsed
             emit({'event': 'start', 'step': s.step, 'elapsed': s.elapsed, 'n_params': run.model.num_params(), 'config': asdict(cfg),
@@ -817,13 +832,13 @@ def restore_from_checkpoint(ws: Workspace, log=print) -> Path | None:
         return path
 
 def resumable_checkpoint(ws: Workspace, log=print) -> tuple[Path, dict] | None:
-    "The newest whole checkpoint of an interrupted run that `train` would continue (the model's own run), or None."
+    "The newest whole checkpoint of a run that `train` would continue or finish (the model's own run, not marked finished), or None."
     found = latest_checkpoint(ws, log)
-    if not found or found[1]['state']['finished']: return None
+    if not found: return None
     tok_sha = sha256(ws.tokenizer_model) if ws.tokenizer_model.is_file() else None
     if found[1]['tokenizer_sha256'] != tok_sha: return None
     try: info = model_info(ws)
-    except (ValueError, OSError): return found
+    except (ValueError, OSError): return None if found[1]['state']['finished'] else found
     return None if info.get('run_finished') or info.get('run_id') != found[1]['state']['run_id'] else found
 
 def read_train_log(ws: Workspace) -> list[dict]:
@@ -836,11 +851,11 @@ def read_train_log(ws: Workspace) -> list[dict]:
     return [r for r in rows if isinstance(r, dict) and isinstance(r.get('step'), int)]
 
 # %% ../nbs/04_training.ipynb #0e875a73
-LADDER = (  # model shapes from small to large: n_layer, n_head, n_embd, block_size, batch_size, lr
-    (2, 2, 96, 64, 32, 3e-3), (3, 4, 128, 128, 16, 2e-3), (4, 3, 192, 128, 16, 2e-3), (4, 4, 256, 128, 16, 2e-3),
-    (4, 5, 320, 256, 16, 2e-3), (4, 4, 384, 256, 16, 2e-3), (6, 8, 512, 256, 16, 1e-3), (8, 8, 640, 512, 16, 8e-4),
-    (12, 12, 768, 1024, 16, 6e-4))
-TOKENS_PER_PARAM = 0.5  # the rule: the largest shape that sees at least this many tokens per parameter in the budget
+LADDER = (  # model shapes from small to large: n_layer, n_head, n_embd, block_size, batch_size, lr, weight_decay
+    (2, 2, 96, 64, 32, 4e-3, 0.5), (3, 4, 128, 128, 16, 4e-3, 0.5), (4, 3, 192, 128, 16, 2e-3, 2.0),
+    (4, 4, 256, 128, 16, 2e-3, 2.0), (4, 5, 320, 256, 16, 2e-3, 2.0), (4, 4, 384, 256, 16, 2e-3, 2.0),
+    (6, 8, 512, 256, 16, 1e-3, 2.0), (8, 8, 640, 512, 16, 8e-4, 2.0), (12, 12, 768, 1024, 16, 6e-4, 2.0))
+TOKENS_PER_PARAM = 1.5  # the rule: the largest shape that sees at least this many tokens per parameter in the budget
 
 def count_params(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 0) -> int:
     "Parameters of a GPT of that shape (bias-free, weight-tied; `block_size` adds learned positions)."
@@ -852,10 +867,10 @@ def flops_per_token(cfg, vocab_size: int) -> int:
 
 # %% ../nbs/04_training.ipynb #5cf88378
 def with_shape(cfg: TrainConfig, rung) -> TrainConfig:
-    "`cfg` with the shape, batch and learning rate of a `LADDER` rung."
-    n_layer, n_head, n_embd, block_size, batch_size, lr = rung
+    "`cfg` with the shape, batch, learning rate and weight decay of a `LADDER` rung."
+    n_layer, n_head, n_embd, block_size, batch_size, lr, weight_decay = rung
     return replace(cfg, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, batch_size=batch_size,
-                   lr=lr, fit=(), fitted=cfg.fit)
+                   lr=lr, weight_decay=weight_decay, fit=(), fitted=cfg.fit)
 
 def step_seconds(cfg: TrainConfig, vocab_size: int, hw: Hardware, steps: int = 2) -> float:
     "Seconds per training step of `cfg`'s shape on `hw` (after one warm-up step), on random tokens."
@@ -897,6 +912,7 @@ def fit_recipe(cfg: TrainConfig, vocab_size: int, hw: Hardware, say=print) -> tu
            'n_params': n, 'tokens': tokens, 'tokens_per_param': tokens / n, 'steps': steps,
            'shape': f'{fitted.n_layer} layers, {fitted.n_head} heads, width {fitted.n_embd}, context {fitted.block_size}'}
     say(f"fitted recipe: {why['hardware']}, ~{why['tokens_per_s']:,.0f} tokens/s -> {why['shape']}, batch "
-        f"{fitted.batch_size}, lr {fitted.lr:g} ({n / 1e6:.2f}M parameters, ~{tokens / 1e6:.1f}M tokens in "
-        f"{cfg.time_budget:g} s = {tokens / n:.1f} tokens per parameter; timed in {why['probe_seconds']:.1f} s)")
+        f"{fitted.batch_size}, lr {fitted.lr:g}, weight decay {fitted.weight_decay:g} ({n / 1e6:.2f}M parameters, "
+        f"~{tokens / 1e6:.1f}M tokens in {cfg.time_budget:g} s = {tokens / n:.1f} tokens per parameter; "
+        f"timed in {why['probe_seconds']:.1f} s)")
     return fitted, why

@@ -45,7 +45,7 @@ REPLACED_BY = {  # "replaced by another file's content": which file's
 # several (artifact, damage) pairs; every pair of ARTIFACTS x KINDS is in exactly one trial.
 GROUPS = (('corpus', 'corpus_meta', 'tokenizer_model', 'tokenizer_vocab', 'checkpoint', 'train_log'),  # from the token ids
           ('tokenized', 'tokens_bin', 'tokens_meta', 'model'))  # and from the model's copy; from the corpus and a checkpoint
-KNOWN_BUGS = {('tokenizer_vocab', 'symlink'): 'test_bug_vocab_symlink_is_accepted'}  # left out of the trials, tested below
+KNOWN_BUGS = {}  # (artifact, damage) pairs left out of the trials while a bug is open, each tested on its own below
 
 # --- the plan: every random choice, drawn once, in a fixed order ---
 _rng = random.Random(SEED)
@@ -468,9 +468,8 @@ def test_bad_inputs_are_refused_in_one_line(prepared, tmp_path):
 
 
 def test_collector_flags(prepared, tmp_path):
-    "--encoding, --min-chars and --contact at the command line (skipped until nbs/10_cli.ipynb has them)."
-    missing_flags = {'--encoding', '--min-chars', '--contact'} - collect_flags()
-    if missing_flags: pytest.skip(f'llmplay collect has no {", ".join(sorted(missing_flags))} yet')
+    "--encoding, --min-chars and --contact at the command line."
+    assert {'--encoding', '--min-chars', '--contact'} <= collect_flags()
     latin1 = tmp_path/'latin1.txt'
     latin1.write_bytes(('Café crème, naïve façade. ' * 60).encode('latin-1'))
     ws = Workspace(tmp_path/'ws')
@@ -490,8 +489,6 @@ def test_collector_flags(prepared, tmp_path):
 
 # --- bugs outside the collector, each with its minimal reproduction (strict xfail: passes once fixed) ---
 
-@pytest.mark.xfail(strict=True, reason='bug: Ctrl-C while `llmplay` starts (importing torch, before cli.main installs '
-                                       'its handler) prints a KeyboardInterrupt traceback')
 def test_bug_ctrl_c_while_starting_shows_a_traceback(tmp_path):
     p = subprocess.Popen([LLMPLAY, 'status', '--root', str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=ENV)
@@ -502,9 +499,6 @@ def test_bug_ctrl_c_while_starting_shows_a_traceback(tmp_path):
     assert 'Traceback' not in err, err[-400:]
 
 
-@pytest.mark.xfail(strict=True, reason='bug: a Ctrl-C or SIGTERM that comes while `llmplay` exits (after its work, as Python '
-                                       'runs its exit handlers, e.g. torch\'s) prints "Exception ignored in atexit callback" and '
-                                       'a KeyboardInterrupt traceback: cli.main leaves its handler installed')
 def test_bug_signal_while_exiting_shows_a_traceback(tmp_path):
     (tmp_path/'hook').mkdir()  # an exit handler that sends the signal at that moment, every time
     (tmp_path/'hook/sitecustomize.py').write_text('import atexit, os, signal\n'
@@ -514,9 +508,6 @@ def test_bug_signal_while_exiting_shows_a_traceback(tmp_path):
     assert 'Traceback' not in r.stderr, r.stderr[-400:]
 
 
-@pytest.mark.xfail(strict=True, reason='bug: `llmplay run` takes a healthy corpus below 10,000 characters for a damaged one: '
-                                       'it moves it to .damaged and collects a new one instead of adding to it (and the next '
-                                       'time, overwrites that .damaged)')
 def test_bug_run_sets_a_small_corpus_aside(tmp_path):
     ws = Workspace(tmp_path/'ws')
     for n in 'ab': (tmp_path/f'{n}.txt').write_text(f'My own notes, part {n}, kept with care. ' * 40)
@@ -525,8 +516,6 @@ def test_bug_run_sets_a_small_corpus_aside(tmp_path):
     assert 'part a' in ws.corpus.read_text(), f"a.txt's notes were set aside as {ws.corpus.name}.damaged"
 
 
-@pytest.mark.xfail(strict=True, reason='bug: check_tokenizer accepts models/tokenizer.vocab replaced by a symbolic link '
-                                       '(every other artifact check refuses links), so `llmplay run` leaves it')
 def test_bug_vocab_symlink_is_accepted(prepared, tmp_path):
     root = prepared.copy(tmp_path/'ws')
     ws = Workspace(root)
@@ -535,8 +524,6 @@ def test_bug_vocab_symlink_is_accepted(prepared, tmp_path):
     assert not ws.tokenizer_vocab.is_symlink(), 'tokenizer.vocab is still a link to a file outside the workspace'
 
 
-@pytest.mark.xfail(strict=True, reason='bug: a checkpoint file holding another step (ckpt_0000040.pt with the contents '
-                                       'of ckpt_0000020.pt) loads as whole: status and restores trust its name')
 def test_bug_checkpoint_of_another_step_is_accepted(prepared, tmp_path):
     root = prepared.copy(tmp_path/'ws')
     ws = Workspace(root)
@@ -547,15 +534,11 @@ def test_bug_checkpoint_of_another_step_is_accepted(prepared, tmp_path):
         assert not c['ok'] or c['step'] == int(Path(c['path']).stem.split('_')[1]), c
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `llmplay run` ignores --set values when nothing needs training: "
-                                       "`--set n_layers=3` (a typo) exits 0 without a word")
 def test_bug_run_ignores_bad_set_values(prepared, tmp_path):
     root = prepared.copy(tmp_path/'ws')
     one_line(llmplay(*RUN, '--set', 'n_layers=3', root=root), 2, r'unknown training setting')
 
 
-@pytest.mark.xfail(strict=True, reason='bug: after a kill -9 between the last checkpoint and the last model save of a run, '
-                                       'status says "`llmplay run` resumes it", but run leaves it unfinished for ever')
 def test_bug_unfinished_model_of_a_finished_run(prepared, tmp_path):
     root = prepared.copy(tmp_path/'ws')
     ws = Workspace(root)
@@ -567,10 +550,6 @@ def test_bug_unfinished_model_of_a_finished_run(prepared, tmp_path):
     assert pipeline.status(ws)['model']['run_finished'], 'still "did not finish: `llmplay run` resumes it"'
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a byte changed in tokenizer.model's trainer settings leaves it loadable with the "
-                                       'same .vocab listing, so check_tokenizer passes; `llmplay run` then re-tokenizes with it '
-                                       "and retrains from scratch, deleting the healthy model and checkpoints, instead of "
-                                       "restoring the tokenizer from the model's copy")
 def test_bug_changed_tokenizer_discards_the_model(prepared, tmp_path):
     from llmplay.tokenizer import Tokenizer, vocab_text
     root = prepared.copy(tmp_path/'ws')
@@ -588,10 +567,6 @@ def test_bug_changed_tokenizer_discards_the_model(prepared, tmp_path):
     assert files(root)['models/gpt_model.pth'] == prepared.files['models/gpt_model.pth'], 'the healthy model was retrained'
 
 
-@pytest.mark.xfail(strict=True, reason="bug: training crashes with a traceback when its progress bar's count passes the "
-                                       "total by 0.5 (tqdm then drops the total, and the bar format '{total:.0f}' formats "
-                                       "None): a run continued with fewer max_steps than it has done, as here, or a timed run "
-                                       "whose last step ends 0.5 s after its budget (slow steps, a loaded machine)")
 def test_bug_progress_bar_past_its_total_crashes(prepared, tmp_path):
     root = prepared.copy(tmp_path/'ws')  # its run finished at step 40
     r = llmplay('train', '--preset', 'tiny', '--set', 'max_steps=20', root=root)

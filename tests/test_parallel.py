@@ -175,12 +175,6 @@ def test_backend_that_does_not_fit(tokenized, tmp_path):
     assert r.returncode != 0 and 'the nccl backend connects CUDA GPUs' in r.stderr and 'use gloo' in r.stderr, r.stderr[-3000:]
 
 
-def cli_has_nproc() -> bool:
-    r = subprocess.run([PY, '-m', 'llmplay', 'train', '--help'], capture_output=True, text=True)
-    return '--nproc' in r.stdout
-
-
-@pytest.mark.skipif(not cli_has_nproc(), reason='`llmplay train --nproc` is not in this CLI yet (see llmplay.parallel.launch)')
 def test_cli_nproc(tokenized, tmp_path):
     "`llmplay train --nproc 2` starts torchrun for the user; the result is the 2-process run's."
     root = copy(tokenized, tmp_path/'ws')

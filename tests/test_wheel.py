@@ -64,7 +64,7 @@ def test_wheel_contents(wheel):
     assert not [n for n in names if n.endswith('.ipynb') or n.startswith(('nbs/', 'tests/', 'tools/'))], names
     info = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
     eps = zipfile.ZipFile(wheel).read(info).decode()
-    assert re.search(r'^llmplay\s*=\s*llmplay\.cli:main\s*$', eps, re.M), eps
+    assert re.search(r'^llmplay\s*=\s*llmplay\.__main__:main\s*$', eps, re.M), eps
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
     requires = [l.split(':', 1)[1].strip() for l in meta.splitlines() if l.startswith('Requires-Dist:')]
     core = [r for r in requires if 'extra ==' not in r]
