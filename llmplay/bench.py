@@ -22,7 +22,7 @@ from .training import load_checkpoint, make_config, make_optimizer, text_bits_pe
 __all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
            'Shape', 'flops_per_token', 'train_step', 'machine_precisions', 'bench_training', 'peak_rss_mb', 'hf_gpt2',
            'bench_generation', 'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess', 'step_seconds',
-           'sweep', 'run_benchmarks', 'format_row', 'format_table', 'parse_args', 'main']
+           'sweep', 'bench_processes', 'run_benchmarks', 'format_row', 'format_table', 'parse_args', 'main']
 
 # %% ../nbs/08_benchmark.ipynb #d7463eb8
 def cpu_name() -> str:
@@ -278,6 +278,16 @@ def sweep(text_file, candidates: list[dict], time_budget: float, log=None, prese
             with open(log, 'a') as f: f.write(json.dumps(rows[-1]) + '\n')
     return rows
 
+# %% ../nbs/08_benchmark.ipynb #c98f9a9a
+def bench_processes(nprocs=(1, 2), preset: str = 'small', steps: int = 20) -> list[dict]:
+    "Training tokens/s of `llmplay train` in each of `nprocs` processes on the sample corpus, the cores shared out."
+    from llmplay import pipeline
+    from llmplay.parallel import train_speed
+    with tempfile.TemporaryDirectory(prefix='llmplay-processes-') as root:
+        pipeline.run(Workspace(root), until=2, source='sample', progress=False)
+        rows = [train_speed(root, n, preset, steps) for n in nprocs]
+    return [r | {'vs_one': r['tokens_per_s'] / rows[0]['tokens_per_s']} for r in rows]
+
 # %% ../nbs/08_benchmark.ipynb #3f2cf93a
 def _command(*args) -> str:
     return 'python -m llmplay.bench ' + ' '.join(shlex.quote(str(a)) for a in args)
@@ -307,6 +317,11 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
         extra = ['--vocab-size', a.vocab_size] if a.vocab_size else []
         rows.append(r | {'command': _command('--only', 'quality', '--text-file', a.text_file, '--time-budget', a.time_budget,
                                              '--preset', a.preset, *extra, *[x for kv in a.set for x in ('--set', kv)])})
+    if 'processes' in only:
+        nprocs = [int(n) for n in a.nproc.split(',')]
+        rows += [r | {'command': _command('--only', 'processes', '--nproc', a.nproc, '--proc-preset', a.proc_preset,
+                                          '--proc-steps', a.proc_steps)}
+                 for r in bench_processes(nprocs, a.proc_preset, a.proc_steps)]
     return rows
 
 def _others(r): return '' if r.get('others_load') is None else f"; others used {r['others_load']:.0%} of the CPU"
@@ -321,6 +336,9 @@ def format_row(r: dict) -> tuple[str, str, str]:
         vs = f"; {r['vs_transformers']:.2f}x transformers" if r.get('vs_transformers') and r.get('impl') == 'llmplay' else ''
         return (f"{who} {r['shape']} {r['precision']}, {r['new_tokens']} tokens, {'cached' if r['cache'] else 'no cache'}",
                 f"{r['tokens_per_s']:,.0f} tokens/s{vs}", f"same greedy tokens cached/uncached; peak RSS {r['peak_rss_mb']:,.0f} MB{_others(r)}")
+    if r['bench'] == 'processes':
+        return (f"train {r['preset']} in {r['nproc']} process{'es' if r['nproc'] > 1 else ''} x {r['threads']} thread(s)",
+                f"{r['tokens_per_s']:,.0f} tokens/s ({r['vs_one']:.2f}x one process)", f"loss {r['loss']:.3f} after {r['steps']} steps")
     return (f"quality {r['preset']}, {r['time_budget']:g} s on {Path(r['text_file']).name}",
             f"{r['bits_per_char']:.3f} bits/char ({r['bits_per_byte']:.3f} bits/byte)",
             f"{r['n_layer']}/{r['n_head']}/{r['n_embd']}/{r['block_size']}/{r['batch_size']}, lr {r['lr']:g}, wd {r['weight_decay']:g}: "
@@ -335,7 +353,7 @@ def format_table(rows: list[dict], facts: dict, note: str = '') -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='python -m llmplay.bench', description='Benchmark llmplay on this machine.')
-    p.add_argument('--only', default='train,generate,quality', help='which benchmarks: train, generate, quality (comma-separated)')
+    p.add_argument('--only', default='train,generate,quality', help='which benchmarks: train, generate, quality, processes (comma-separated)')
     p.add_argument('--shapes', default='baby,shakespeare_char', help='training shapes: names or L/H/C/T/B, comma-separated')
     p.add_argument('--precision', help='training precisions: fp32, bf16, auto (comma-separated; default: fp32, and bf16 where the CPU has bf16 hardware)')
     p.add_argument('--repeats', type=int, default=10, help='timed training steps per precision (median)')
@@ -349,6 +367,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--preset', default='auto', help='training preset for --text-file (default: auto, the recipe fitted to this machine)')
     p.add_argument('--vocab-size', type=int, help='tokenizer vocabulary for --text-file (default: the tokenizer default)')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a training setting (JSON value)')
+    p.add_argument('--nproc', default='1,2', help='numbers of training processes for --only processes (comma-separated)')
+    p.add_argument('--proc-preset', default='small', help='training preset for --only processes')
+    p.add_argument('--proc-steps', type=int, default=20, help='training steps for --only processes')
     p.add_argument('--json', action='store_true', help='print the rows as JSON lines instead of the table')
     return p.parse_args(argv)
 

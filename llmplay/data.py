@@ -28,11 +28,11 @@ from .workspace import DOC_SEP, Check, Workspace, atomic_write, missing, read_js
 __all__ = ['DROP_TAGS', 'NAMESPACE_LINK', 'LANGUAGE_LINK', 'SYMBOLS', 'FIRST', 'DROP_SECTIONS', 'HEADING', 'FILE_LINK',
            'BRACKETS', 'LEFTOVER_TAG', 'TABLE_LINE', 'BATCH', 'PROJECT_URL', 'CONTACT_ENV', 'CONTACT', 'USER_AGENT',
            'BASE_PARAMS', 'PAGE_PARAMS', 'KINDS', 'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'SOURCES', 'MIN_CORPUS_CHARS',
-           'REPLAY_LIMITS', 'DISAMBIGUATION', 'clean_wikitext', 'normalise', 'wiki_user_agent', 'CollectError',
-           'WikipediaUnreachable', 'UnexpectedAnswer', 'wiki_session', 'retry_after', 'MediaWikiAPI', 'python_version',
-           'stdlib_modules', 'module_text', 'sample_corpus', 'text_files', 'text_encoding', 'read_text_file',
-           'text_sha1', 'read_documents', 'signals_held', 'Corpus', 'DataCollector', 'WikipediaReplay',
-           'replay_session', 'check_corpus']
+           'CC_URL', 'RIGHTS_2016', 'REPLAY_LIMITS', 'DISAMBIGUATION', 'clean_wikitext', 'normalise', 'wiki_user_agent',
+           'CollectError', 'WikipediaUnreachable', 'UnexpectedAnswer', 'wiki_session', 'retry_after', 'MediaWikiAPI',
+           'python_version', 'stdlib_modules', 'module_text', 'sample_corpus', 'text_files', 'text_encoding',
+           'read_text_file', 'text_sha1', 'read_documents', 'signals_held', 'Corpus', 'DataCollector', 'site_license',
+           'WikipediaReplay', 'replay_session', 'check_corpus']
 
 # %% ../nbs/01_data.ipynb #b95f818b
 DROP_TAGS = {'ref', 'references', 'table', 'gallery', 'math', 'chem', 'ce', 'score', 'timeline', 'imagemap',
@@ -649,8 +649,11 @@ class DataCollector:
     def _reachable(self, fallback: bool) -> bool:
         "Ask the wiki about itself; if this first request cannot connect, say so in one line, or raise without `fallback`."
         try:
-            general = self.api.dig(self.api.get(meta='siteinfo', siprop='general'), 'query', 'general', kind=dict, default={})
+            info = self.api.get(meta='siteinfo', siprop='general|rightsinfo')
+            general = self.api.dig(info, 'query', 'general', kind=dict, default={})
             self.site = {k: v for k, v in general.items() if isinstance(v, str)}
+            rights = site_license(self.api.dig(info, 'query', 'rightsinfo', kind=dict, default={}), self.site.get('sitename'))
+            if rights: self.site['license'] = rights  # the licence the wiki states for its text
             return True
         except requests.ConnectionError as e: reason = f'{urlparse(self.api_url).netloc}: {_reason(e)}'
         if not fallback: raise WikipediaUnreachable(
@@ -666,7 +669,7 @@ class DataCollector:
         site, api = self.site, self.api
         corpus.sources['wikipedia'] = {'description': f"{site.get('sitename', 'Wikipedia')} ({site.get('lang', self.lang)}) "
                                        f'articles as plain text, fetched with the MediaWiki Action API from {self.api_url} '
-                                       'and cleaned with mwparserfromhell'}
+                                       'and cleaned with mwparserfromhell', **({'license': site['license']} if 'license' in site else {})}
         selected = [(iter(titles or []), 0),  # asked for by name: kept whatever their length
                     (api.category(category) if category else iter(()), self.min_chars),
                     (api.search(search) if search else iter(()), self.min_chars)]
@@ -734,7 +737,18 @@ def _reason(error: Exception) -> str:
     found = re.search(r'\[Errno -?\d+\] ([^\'")]+)', str(error))
     return found[1].strip() if found else type(error).__name__
 
-# %% ../nbs/01_data.ipynb #526abafe
+CC_URL = re.compile(r'creativecommons\.org/licenses/([a-z-]+)/(\d+(?:\.\d+)?)', re.I)
+
+def site_license(rights: dict, sitename: str | None = None) -> str | None:
+    "The licence a wiki states in its `rightsinfo`, as 'CC BY-SA 4.0, Wikipedia contributors'; None if it states none."
+    url, text = rights.get('url'), rights.get('text')
+    if isinstance(url, str) and (m := CC_URL.search(url)): name = f'CC {m[1].upper()} {m[2]}'
+    elif isinstance(text, str) and text.strip(): name = ' '.join(text.split())
+    else: return None
+    return f"{name}, {sitename or 'Wikipedia'} contributors"
+
+# %% ../nbs/01_data.ipynb #a5128b5e
+RIGHTS_2016 = {'url': 'https://creativecommons.org/licenses/by-sa/3.0/', 'text': 'Creative Commons Attribution-Share Alike 3.0'}
 REPLAY_LIMITS = {'categorymembers': ('cmlimit', 'cmcontinue'), 'search': ('srlimit', 'sroffset'), 'random': ('rnlimit', None)}
 
 class WikipediaReplay(HTTPAdapter):
@@ -760,7 +774,8 @@ class WikipediaReplay(HTTPAdapter):
         if q.get('meta') == 'siteinfo':
             return {'batchcomplete': True, 'query': {'general': {
                 'sitename': self.site.get('sitename', 'Wikipedia'), 'lang': 'en', 'server': 'https://en.wikipedia.org',
-                'articlepath': '/wiki/$1', 'generator': self.site.get('generator', 'MediaWiki')}}}
+                'articlepath': '/wiki/$1', 'generator': self.site.get('generator', 'MediaWiki')},
+                'rightsinfo': self.site.get('rightsinfo', RIGHTS_2016)}}
         if 'titles' in q: return self.contents(q['titles'].split('|'), int(q.get('rvcontinue', 0)))
         return self.listing(q['list'], q)
 

@@ -196,8 +196,8 @@ def generation_config(tokenizer: Tokenizer, block_size: int, settings: SamplingS
     return g
 
 # %% ../nbs/11_export.ipynb #a3f69595
-LICENSES = {'CC BY-SA 4.0': 'cc-by-sa-4.0', 'PSF-2.0': 'psf-2.0'}  # a licence's words in corpus_meta.json: the hub's id
-HUB_LICENSES = {'cc-by-sa-4.0'}  # ids the hub lists itself; others are `other` with a name
+LICENSES = {'CC BY-SA 4.0': 'cc-by-sa-4.0', 'CC BY-SA 3.0': 'cc-by-sa-3.0', 'PSF-2.0': 'psf-2.0'}  # a licence's words in corpus_meta.json: the hub's id
+HUB_LICENSES = {'cc-by-sa-4.0', 'cc-by-sa-3.0'}  # ids the hub lists itself; others are `other` with a name
 
 def _hub_license(meta: dict) -> list[str]:
     "The licence lines of the card's front matter, from the corpus's licences."

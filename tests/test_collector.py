@@ -513,3 +513,54 @@ def test_signals_held_until_the_writes_are_done():
             time.sleep(0.05)
             done.append(1)  # still runs: the interrupt waits for the block's end
     assert done == [1]
+
+
+# --- the recorded Wikipedia (nbs/data/enwiki_2016.json.xz) through the collector ---
+
+ARCHIVE = HERE.parent/'nbs/data/enwiki_2016.json.xz'
+
+
+@pytest.fixture(scope='module')
+def archive():
+    import lzma
+    return json.loads(lzma.decompress(ARCHIVE.read_bytes()))
+
+
+def test_replay_every_page_comes_through(tmp_path, archive):
+    from llmplay.data import DISAMBIGUATION, replay_session
+    session = replay_session(ARCHIVE, max_chars=300_000)  # small answers: content comes through continuation
+    c = DataCollector(Workspace(tmp_path/'ws'), session=session, min_chars=0)
+    summary = c.collect(titles=[p['title'] for p in archive['pages']], progress=False)
+    replay = session.get_adapter('https://')
+    articles = {p['title'] for p in archive['pages'] if not p['redirect']}
+    meta = read_json(c.ws.corpus_meta)
+    kept = {a['title'] for a in meta['articles']}
+    dab = {p['title'] for p in archive['pages'] if not p['redirect'] and DISAMBIGUATION.search(p['wikitext'])}
+    assert kept == articles - dab and {'Ada', 'Austin (disambiguation)'} <= dab  # every article but disambiguation pages
+    assert summary['skipped']['disambiguation'] == len(dab) and set(summary['skipped']) <= {'disambiguation', 'duplicate'}
+    assert any('rvcontinue' in q for q in replay.requests)  # answers came in parts
+    redirected = {a['redirected_from'] for a in meta['articles'] if a.get('redirected_from')}
+    assert redirected and redirected <= {p['title'] for p in archive['pages'] if p['redirect']}
+    assert meta['license'] == 'CC BY-SA 3.0, Wikipedia contributors'
+    assert all(a['url'].startswith('https://en.wikipedia.org/wiki/') for a in meta['articles'])
+    assert check_corpus(c.ws).ok
+
+
+def test_replay_lists_continue_and_redirects_resolve(tmp_path):
+    from llmplay.data import MediaWikiAPI, replay_session
+    api = MediaWikiAPI('https://en.wikipedia.org/w/api.php', session=replay_session(ARCHIVE, max_list=7))
+    found = list(api.search('river'))
+    assert len(found) == len(set(found)) > 14 and sum('sroffset' in q for q in api.session.get_adapter('https://').requests) >= 2
+    members = list(api.category('Member states of the United Nations'))
+    assert 'Andorra' in members and 'Aruba' not in members
+    pages = {p['title']: p for p in api.pages(['ANOVA', 'abacus', 'Nowhere at all'])}
+    assert pages['Analysis of variance']['redirected_from'] == 'ANOVA' and pages['Nowhere at all']['missing']
+    assert 'revisions' in pages['Abacus']
+    assert len(set(api.random(5))) == 5 and len(list(MediaWikiAPI(api.url, session=replay_session(ARCHIVE)).random(500))) == 106
+
+
+def test_replay_session_is_deterministic(tmp_path):
+    from llmplay.data import replay_session
+    runs = [DataCollector(Workspace(tmp_path/str(i)), session=replay_session(ARCHIVE)).collect(random=4, progress=False)
+            for i in range(2)]
+    assert runs[0]['chars'] == runs[1]['chars'] and read_documents(Workspace(tmp_path/'0')) == read_documents(Workspace(tmp_path/'1'))
