@@ -58,7 +58,8 @@ class Hardware:
         if self.device == 'cuda': return f'{self.precision} on {torch.cuda.get_device_name()}'
         if self.device == 'mps': return f'{self.precision} on Apple MPS'
         unit = 'with' if cpu_has_fast_bf16() else 'without'
-        return f'{self.precision} on a CPU {unit} bf16 hardware, {torch.get_num_threads()} threads'
+        n = torch.get_num_threads()
+        return f"{self.precision} on a CPU {unit} bf16 hardware, {n} thread{'s' if n > 1 else ''}"
 
 # %% ../nbs/09_hardware.ipynb #dcd5c622
 def for_inference(model: torch.nn.Module, precision: str = 'auto') -> torch.nn.Module:

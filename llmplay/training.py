@@ -367,7 +367,7 @@ def load_checkpoint(path) -> dict:
     "The checkpoint at `path`; a `ValueError` naming the file if it is damaged or holds another step than its name."
     ck = load_payload(path, CHECKPOINT)
     named = re.fullmatch(r'ckpt_(\d+)\.pt', Path(path).name)
-    step = ck.get('state', {}).get('step') if isinstance(ck.get('state'), dict) else None
+    step = ck['state'].get('step') if isinstance(ck.get('state'), dict) else None
     if named and step != int(named[1]):
         raise ValueError(f'{path} holds step {step}, not the step its name says: it is a copy of another checkpoint')
     return ck
@@ -725,11 +725,13 @@ def plan_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume:
     elif cfg is None:  # no settings given: continue an interrupted run as it was, or start the fitted recipe
         cfg = TrainConfig(**ck['train_config']) if ck and run_unfinished(ws, ck) else make_config()
     if ck and more is None:
-        if cfg.fit and tuple(ck['train_config'].get('fitted', ())) == cfg.fit:  # the same fitted run: its shape, not a new fit
-            cfg = replace(cfg, **{k: ck['train_config'][k] for k in cfg.fit}, fit=(), fitted=cfg.fit)
-        if why := resume_problem(ck, cfg, data.tokenizer.sha256):
+        asked = cfg
+        if cfg.fit and ck['train_config'].get('fitted'):  # a fitted run goes on with what was fitted then, not a new fit
+            cfg = replace(cfg, **{k: ck['train_config'][k] for k in cfg.fit if k in ck['train_config']}, fit=(), fitted=cfg.fit)
+        # a run that still has settings to fit cannot continue a checkpoint: its shape is not known yet
+        if why := resume_problem(ck, cfg, data.tokenizer.sha256) or ('it was not trained with the fitted recipe' if cfg.fit else ''):
             say(f"not resuming from {found[0].name}: {why}; starting a new run")
-            found = None
+            found, cfg = None, asked
     recipe = None
     if cfg.fit: cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, Hardware.pick(cfg.device, cfg.precision), say)
     return cfg, found, recipe
