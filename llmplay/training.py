@@ -168,7 +168,7 @@ def check_config(cfg: TrainConfig):
 
 # %% ../nbs/04_training.ipynb #532c98b7
 PRESETS = {
-    'auto': TrainConfig(fit=FIT),  # fitted to this machine at start-up; the shape above is only a placeholder
+    'auto': TrainConfig(fit=FIT, max_steps=10**9),  # fitted at start-up (the shape above is a placeholder); the clock stops it
     'tiny': TrainConfig(block_size=32, n_layer=2, n_head=2, n_embd=32, batch_size=8, lr=3e-3, min_lr=3e-4,
                         warmup_steps=5, max_steps=40, eval_interval=20, eval_steps=2, log_interval=5,
                         ckpt_interval=20, keep_checkpoints=2, time_budget=None, sample_tokens=16),
