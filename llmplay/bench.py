@@ -160,8 +160,8 @@ def peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == 'darwin' else rss / 1024  # bytes on macOS, KB on Linux
 
-def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32'):
-    "Hugging Face transformers' GPT-2 of `shape` (random weights, exact GELU), or None where transformers is not installed."
+def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32', model: GPTModel | None = None):
+    "Hugging Face transformers' GPT-2 of `shape` (exact GELU) with `model`'s weights (else random ones), or None without transformers."
     try: from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError: return None
     cfg = GPT2Config(vocab_size=shape.vocab_size, n_positions=n_positions, n_embd=shape.n_embd, n_layer=shape.n_layer,
@@ -169,6 +169,12 @@ def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32'):
                      bos_token_id=0, eos_token_id=None, pad_token_id=0)
     torch.manual_seed(0)
     m = GPT2LMHeadModel(cfg).eval()
+    if model is not None:  # the same weights; the positions past model's block_size keep random vectors
+        from llmplay.export import hf_weights
+        w = hf_weights(model)
+        wpe = (w['transformer.wpe.weight'][:n_positions], m.transformer.wpe.weight.detach()[shape.block_size:])
+        w['transformer.wpe.weight'] = torch.cat(wpe)
+        assert not m.load_state_dict(w, strict=False).unexpected_keys
     return m.to(torch.bfloat16) if precision == 'bf16' else m
 
 def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, precision: str = 'auto',
@@ -178,14 +184,14 @@ def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, p
     torch.manual_seed(0)
     model = for_inference(shape.model().eval(), precision)
     dtype = 'bf16' if model.wte.weight.dtype == torch.bfloat16 else 'fp32'
-    hf = hf_gpt2(shape, max(lengths) + 1, dtype) if compare_hf else None
+    hf = hf_gpt2(shape, max(lengths) + 1, dtype, model) if compare_hf else None
     prompt, rows, load = torch.zeros(1, 1, dtype=torch.long), [], OthersLoad().__enter__()
     for n in lengths:
         out, fns = {}, {'cached': lambda: model.generate(prompt, n, temperature=0, use_cache=True),
                         'uncached': lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
         if hf is not None:
-            fns['transformers'] = lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True,
-                                                      pad_token_id=0, eos_token_id=None)
+            fns['transformers'] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,  # sees the prompt
+                                                      min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0, eos_token_id=None)
         times = {k: [] for k in fns}
         with torch.inference_mode():
             for _ in range(repeats):  # in turns: each case gets the same share of whatever else runs
@@ -193,10 +199,12 @@ def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, p
                     t0 = time.perf_counter(); out[k] = f(); times[k].append(time.perf_counter() - t0)
         if not torch.equal(out['cached'], out['uncached']): raise AssertionError(f'cached and uncached greedy decoding differ at {n} tokens')
         rate = {k: n / statistics.median(v) for k, v in times.items()}
+        agree = None  # how many new tokens transformers picks as llmplay does (within the context they compute the same)
+        if hf is not None: agree = int((out['transformers'] == out['cached']).long().cumprod(1).sum()) - prompt.size(1)
         for k in fns:
             rows.append({'bench': 'generate', 'shape': f'{shape.n_layer}/{shape.n_head}/{shape.n_embd}/{shape.block_size}',
                          'precision': dtype, 'new_tokens': n, 'impl': 'transformers' if k == 'transformers' else 'llmplay',
-                         'cache': k != 'uncached', 'tokens_per_s': rate[k], 'same_tokens': True,
+                         'cache': k != 'uncached', 'tokens_per_s': rate[k], 'same_tokens': True, 'same_as_transformers': agree,
                          'vs_transformers': rate[k] / rate['transformers'] if 'transformers' in rate else None})
     load.__exit__()
     for r in rows: r.update(peak_rss_mb=peak_rss_mb(), others_load=load.share)

@@ -84,8 +84,7 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cache: KVCache | None = None, rope=None):
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).transpose(1, 3).unbind(2)  # (B, H, T, hd)
         if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None: k, v = cache.update(self.layer, k, v)
         dropout_p = self.dropout if self.training else 0.0
@@ -96,7 +95,7 @@ class CausalSelfAttention(nn.Module):
                 causal = False
                 if T > 1: mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(cache.pos)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
 # %% ../nbs/03_model.ipynb #439d354f
@@ -172,15 +171,32 @@ class GPTModel(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f'sequence of {start + T} tokens is longer than block_size {self.config.block_size}')
         x = self.wte(idx)
-        if self.wpe is not None: x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+        if self.wpe is not None: x = x + self.wpe.weight[start:start + T]
         rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if self.config.rope else None
         x = self.drop(x)
         for block in self.blocks: x = block(x, cache, rope)
         if cache is not None: cache.pos += T
         x = self.ln_f(x)
-        if targets is None: return self.lm_head(x[:, [-1]]), None
+        if targets is None: return self.lm_head(x[:, -1:]), None
         logits = self.lm_head(x)
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+
+    def step(self, idx, cache: KVCache):
+        "Logits (B, V) after one new token per sequence `idx` (B, 1): `forward` with `cache` for one position, in plain function calls."
+        B, C, H, p = idx.size(0), self.config.n_embd, self.config.n_head, cache.pos
+        norm = lambda ln, x: F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)  # the modules' math, not their calls
+        linear = lambda fc, x: F.linear(x, fc.weight, fc.bias)
+        x = F.embedding(idx[:, 0], self.wte.weight)  # (B, C): one row per sequence
+        if self.wpe is not None: x = x + self.wpe.weight[p]
+        for i, b in enumerate(self.blocks):
+            q, k, v = linear(b.attn.c_attn, norm(b.ln_1, x)).view(B, 3, H, 1, C // H).unbind(1)  # (B, H, 1, hd) each
+            if self.config.rope: q, k = (apply_rope(t, self.rope_cos[p:p + 1], self.rope_sin[p:p + 1]) for t in (q, k))
+            k, v = cache.update(i, k, v)
+            y = F.scaled_dot_product_attention(q, k, v).reshape(B, C)  # one query sees every stored key: no mask
+            x = x + linear(b.attn.c_proj, y)
+            x = x + linear(b.mlp.c_proj, F.gelu(linear(b.mlp.c_fc, norm(b.ln_2, x))))
+        cache.pos += 1
+        return self.lm_head(norm(self.ln_f, x))
 
     @torch.inference_mode()
     def generate(self, idx, max_new_tokens: int, temperature=1.0, top_k=None, use_cache=True, generator=None):
@@ -206,7 +222,9 @@ class Decoder:
         if T - self.start > self.block_size: self.start = T - self.keep
         if self.cache is None: return self.model(self.idx[:, self.start:])[0][:, -1].float()
         if self.cache_start != self.start: self.cache.reset(); self.cache_start = self.start
-        return self.model(self.idx[:, self.start + self.cache.pos:], cache=self.cache)[0][:, -1].float()
+        new = self.idx[:, self.start + self.cache.pos:]  # the tokens not in the cache yet
+        if new.size(1) == 1: return self.model.step(new, self.cache).float()  # sampling's hot loop
+        return self.model(new, cache=self.cache)[0][:, -1].float()
 
     def append(self, next_id):
         "Add the chosen token ids (B, 1) to the sequence."
