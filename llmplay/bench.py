@@ -162,8 +162,9 @@ def peak_rss_mb() -> float:
 
 def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32', model: GPTModel | None = None):
     "Hugging Face transformers' GPT-2 of `shape` (exact GELU) with `model`'s weights (else random ones), or None without transformers."
-    try: from transformers import GPT2Config, GPT2LMHeadModel
+    try: from transformers import GPT2Config, GPT2LMHeadModel, logging as hf_logging
     except ImportError: return None
+    hf_logging.set_verbosity_error()  # not its advice on padding: the benchmark passes the attention mask
     cfg = GPT2Config(vocab_size=shape.vocab_size, n_positions=n_positions, n_embd=shape.n_embd, n_layer=shape.n_layer,
                      n_head=shape.n_head, activation_function='gelu', resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      bos_token_id=0, eos_token_id=None, pad_token_id=0)

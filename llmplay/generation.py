@@ -28,9 +28,9 @@ def apply_temperature(logits, temperature: float):
 # %% ../nbs/05_generation.ipynb #7d3d1494
 def top_k_filter(logits, k: int | None):
     "Keep the `k` largest logits of each row, `-inf` elsewhere (`k` 0 or None: keep all)."
-    if not k: return logits
-    kth = torch.topk(logits, min(k, logits.size(-1))).values[..., -1:]
-    return logits.masked_fill(logits < kth, float('-inf'))
+    if not k or k >= logits.size(-1): return logits
+    keep = torch.topk(logits, k).indices  # exactly k, ties or not (bf16 logits tie often)
+    return torch.full_like(logits, float('-inf')).scatter(-1, keep, logits.gather(-1, keep))
 
 def top_p_filter(logits, p: float | None):
     "Keep the fewest most likely tokens whose probabilities sum to at least `p`, `-inf` elsewhere (None or 1: all)."
