@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json
 from dataclasses import dataclass
 from pathlib import Path
-from .workspace import DOC_SEP, Workspace, Check, STATE_NAMES, atomic_write, lock_holder, locked, read_json, state_of
+from .workspace import DOC_SEP, Workspace, Check, STATE_NAMES, atomic_write, lock_holder, locked, read_json, sha256, state_of
 
 # %% auto #0
 __all__ = ['checks', 'checkpoint_checks', 'status', 'format_status', 'collect', 'tokenize', 'train', 'restore_corpus',
@@ -125,7 +125,7 @@ def tokenizer_check(ws: Workspace) -> Check:
     from llmplay.tokenizer import check_tokenizer
     if not (c := check_tokenizer(ws)).ok: return c
     want = (read_json(ws.tokens_meta) or {}).get('tokenizer_sha256')
-    if want and hashlib.sha256(ws.tokenizer_model.read_bytes()).hexdigest() != want:
+    if want and sha256(ws.tokenizer_model) != want:
         return Check('tokenizer', ws.tokenizer_model, False, f'{ws.tokenizer_model} is not the tokenizer that made the token ids',
                      ws.command('run'))
     return c
