@@ -11,7 +11,7 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable']
 lic = licenses[cfg['license']]
 playground, course, dev = reqs('playground_requirements'), reqs('course_requirements'), reqs('dev_requirements')
-export = reqs('export_requirements')
+export, docs = reqs('export_requirements'), reqs('docs_requirements')
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -39,9 +39,10 @@ setuptools.setup(
     install_requires=reqs('requirements'),
     extras_require={
         'playground': playground,          # streamlit chat, ipywidgets sampler, plots
-        'course': playground + course,     # everything to run the notebooks in JupyterLab
         'export': export,                  # transformers: load and check an exported model
-        'dev': playground + course + export + dev,  # nbdev, tests, browser tests, wheel builds
+        'course': playground + course + export,  # all the notebooks import, to run them in JupyterLab
+        'docs': docs,                      # the course website
+        'dev': playground + course + export + docs + dev,  # the course, the website, tests, browser tests, wheels
     },
     entry_points={'console_scripts': reqs('console_scripts'), 'nbdev': ['llmplay=llmplay._modidx:d']},
     zip_safe=False,

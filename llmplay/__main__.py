@@ -6,7 +6,8 @@
 __all__ = ['main']
 
 # %% ../nbs/10a_main.ipynb #dcdb3790
-import os, signal, sys
+import os, sys
+from .events import ignore_signals, on_signals  # no torch: this loads in milliseconds
 
 def _stop_quietly(signum, frame):
     "Ctrl-C or SIGTERM while torch is still loading: nothing has started, so stop without a traceback."
@@ -15,10 +16,9 @@ def _stop_quietly(signum, frame):
 
 def main() -> int:
     "The `llmplay` command (its console script): `llmplay.cli.main`, quiet about signals before and after its work."
-    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, _stop_quietly)
-    from llmplay.cli import main as command  # imports torch: a second or more
+    with on_signals(_stop_quietly): from llmplay.cli import main as command  # imports torch: a second or more
     code = command()
-    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, signal.SIG_IGN)  # the work is done; exiting
+    ignore_signals()
     return code
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # not in a notebook's kernel

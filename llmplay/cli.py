@@ -4,26 +4,25 @@
 
 # %% ../nbs/10_cli.ipynb #51a4c0ac
 from __future__ import annotations
-import argparse, json, os, signal, sys, threading
+import argparse, importlib.util, json, os, subprocess, sys
 from pathlib import Path
-from .workspace import Workspace, WorkspaceBusy, STATE_NAMES
+from .workspace import STATE_NAMES, Workspace, WorkspaceBusy, one_pass
 from .generation import SamplingSettings
+from .hardware import DEVICES, PRECISIONS
+from .sources import DEFAULT, SOURCES
+from .config import PRESETS, parse_set
+from .events import ConsoleView, interrupt, on_signals
+from .data import check_corpus
+from .tokenizer import check_tokenized
+from .parallel import launch
+from .export import check_export, describe_check, export
+from .bench import main as bench
 from . import pipeline
 
 # %% auto #0
-__all__ = ['parse_set', 'add_sampling_args', 'sampling_settings', 'print_event', 'read_prompt', 'chat_command', 'parser', 'main']
+__all__ = ['add_sampling_args', 'sampling_settings', 'read_prompt', 'chat_command', 'parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #b41b0c60
-def parse_set(items: list[str]) -> dict:
-    "The training settings of `--set KEY=VALUE ...` (values as JSON where they parse, else as text)."
-    out = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep or not key: raise ValueError(f"--set takes KEY=VALUE, e.g. --set n_layer=6 lr=1e-3; got {item!r}")
-        try: out[key] = json.loads(value)
-        except ValueError: out[key] = value
-    return out
-
 def add_sampling_args(p: argparse.ArgumentParser):
     "A flag per sampling knob, with its default, range and help from `SamplingSettings`."
     g = p.add_argument_group('sampling')
@@ -31,7 +30,8 @@ def add_sampling_args(p: argparse.ArgumentParser):
         flag = '--' + k.name.replace('_', '-')
         if k.kind is bool: g.add_argument(flag, action='store_true', help=k.help)
         else: g.add_argument(flag, type=k.kind, default=k.default, metavar='N',
-                             help=f'{k.help} (from {k.lo:g} to {k.hi:g}; default: {"none" if k.default is None else k.default})')
+                             help=f'{k.help} (from {k.lo:g} to {k.hi:g}; default: '
+                                  f'{"none" if k.default is None else k.default})')
 
 def sampling_settings(a: argparse.Namespace) -> SamplingSettings:
     "The `SamplingSettings` of the parsed sampling flags (checked: a value out of range is a `ValueError`)."
@@ -40,21 +40,25 @@ def sampling_settings(a: argparse.Namespace) -> SamplingSettings:
 # %% ../nbs/10_cli.ipynb #7af8070e
 def _collect_args(p):
     g = p.add_argument_group('collect')
-    g.add_argument('--source', choices=['wikipedia', 'files', 'sample'], default='wikipedia',
-                   help='where the text comes from (default: wikipedia; offline it falls back to sample)')
+    kinds = '; '.join(f'{s.name}: {s.help}' for s in SOURCES.values())
+    g.add_argument('--source', choices=list(SOURCES), default=DEFAULT,
+                   help=f'where the text comes from ({kinds}; default: {DEFAULT}, which falls back to '
+                        f'{SOURCES[DEFAULT].fallback} offline)')
     g.add_argument('--titles', nargs='+', metavar='T', help='Wikipedia article titles')
     g.add_argument('--category', metavar='NAME', help='a Wikipedia category (without "Category:")')
     g.add_argument('--search', metavar='QUERY', help='a Wikipedia search query')
     g.add_argument('--random', type=int, metavar='N', help='N random Wikipedia articles')
     g.add_argument('--max-articles', type=int, metavar='N', help='stop after N new articles')
     g.add_argument('--lang', default='en', metavar='xx', help='Wikipedia language (default: en)')
-    g.add_argument('--api-url', metavar='URL', help='MediaWiki API endpoint (default: https://LANG.wikipedia.org/w/api.php)')
+    g.add_argument('--api-url', metavar='URL',
+                   help='MediaWiki API endpoint (default: https://LANG.wikipedia.org/w/api.php)')
     g.add_argument('--files', nargs='+', metavar='PATH', help='local .txt files or folders (with --source files)')
-    g.add_argument('--no-fallback', action='store_true', help='fail instead of using the sample corpus when offline')
-    g.add_argument('--min-chars', type=int, metavar='N', help='skip crawled articles shorter than N characters (default: 500; '
-                   'articles named by --titles are kept at any length)')
-    g.add_argument('--contact', metavar='EMAIL', help='your e-mail or web address for the User-Agent, as Wikimedia asks '
-                   '(default: $LLMPLAY_CONTACT)')
+    g.add_argument('--no-fallback', action='store_true',
+                   help='fail instead of collecting offline when the source cannot be reached')
+    g.add_argument('--min-chars', type=int, metavar='N', help='skip crawled articles shorter than N characters '
+                   '(default: 500; articles named by --titles are kept at any length)')
+    g.add_argument('--contact', metavar='EMAIL', help='your e-mail or web address for the User-Agent, as Wikimedia '
+                   'asks (default: $LLMPLAY_CONTACT)')
     g.add_argument('--encoding', metavar='NAME', help='the text encoding of --files (default: UTF-8), e.g. latin-1')
 
 def _collect_kw(a) -> dict:
@@ -62,36 +66,40 @@ def _collect_kw(a) -> dict:
                                         'contact', 'encoding'] if getattr(a, k) is not None}
     return dict(api_url=a.api_url, lang=a.lang, fallback=not a.no_fallback, **query)
 
+def _hardware_args(g, device=True):
+    "--device and --precision, with the choices `llmplay.hardware` knows."
+    if device: g.add_argument('--device', choices=DEVICES, help=f"{', '.join(DEVICES)} (default: auto)")
+    g.add_argument('--precision', choices=PRECISIONS,
+                   help=f"{', '.join(PRECISIONS)} (default: auto, bf16 where the hardware computes it fast)")
+
 def _train_args(p, more=False):
     g = p.add_argument_group('train')
-    g.add_argument('--preset', choices=['auto', 'tiny', 'small', 'gpu'],
+    g.add_argument('--preset', choices=list(PRESETS),
                    help='auto (the default): a recipe fitted to this machine and the time budget; tiny: seconds, for '
                         'tests; small: the bf16-CPU recipe; gpu: GPT-2 small on a GPU')
-    g.add_argument('--time-budget', type=float, metavar='SECONDS', help='seconds of training (auto fits the model to them; default: 300)')
+    g.add_argument('--time-budget', type=float, metavar='SECONDS',
+                   help='seconds of training (auto fits the model to them; default: 300)')
     g.add_argument('--max-steps', type=int, metavar='N', help='stop after N optimizer steps')
     g.add_argument('--seed', type=int, help='random seed')
-    g.add_argument('--device', help='auto (default), cpu, cuda or mps')
-    g.add_argument('--precision', help='auto (default: bf16 where the hardware computes it fast), fp32 or bf16')
+    _hardware_args(g)
     g.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
                    help='any training setting, e.g. --set n_layer=6 lr=1e-3 (see `TrainConfig`)')
     if more:
-        g.add_argument('--more', type=float, metavar='SECONDS', help='train the finished model SECONDS more, on a fresh short schedule')
-        g.add_argument('--nproc', type=int, metavar='N', help='train in N processes (data parallel, launched with torchrun)')
+        g.add_argument('--more', type=float, metavar='SECONDS',
+                       help='train the finished model SECONDS more, on a fresh short schedule')
+        g.add_argument('--nproc', type=int, metavar='N',
+                       help='train in N processes (data parallel, launched with torchrun)')
 
 def _train_kw(a) -> dict:
     kw = {k: v for k in ['max_steps', 'time_budget', 'seed', 'device', 'precision'] if (v := getattr(a, k)) is not None}
     return kw | parse_set(a.set)
 
 # %% ../nbs/10_cli.ipynb #5587c229
-def print_event(event: dict):
-    "Print a pipeline event a person should see (training prints its own progress)."
-    if event['event'] == 'stage' and event['status'] == 'start': print(f"{event['stage']}: {event['why']} -> {event['action']}", flush=True)
-    elif event['event'] == 'message' and event.get('stage') != 'train': print(event['text'], flush=True)
-
 def read_prompt(prompt: str) -> str:
-    "`prompt` as text: bytes that are not UTF-8 (the shell hands them over as surrogates) become replacement characters."
+    "`prompt` as text: bytes that are not UTF-8 (the shell passes them as surrogates) become replacement characters."
     fixed = prompt.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
-    if fixed != prompt: print('note: the prompt was not valid UTF-8; the undecodable bytes became \ufffd', file=sys.stderr)
+    if fixed != prompt:
+        print('note: the prompt was not valid UTF-8; the undecodable bytes became \ufffd', file=sys.stderr)
     return fixed
 
 def _cmd_status(ws, a):
@@ -104,7 +112,6 @@ def _cmd_collect(ws, a):
     print(f"corpus: {ws.corpus} ({r.get('articles', '?')} articles, {r.get('chars', 0):,} characters)")
 
 def _cmd_tokenize(ws, a):
-    from llmplay.data import check_corpus
     if not (c := check_corpus(ws)).ok: raise FileNotFoundError(f"{c.problem}. Fix: {ws.command('run', '--until', '2')}")
     r = pipeline.tokenize(ws, a.vocab_size, wait=a.wait)
     print(f"tokenized: {ws.tokenized} ({r['n_tokens']:,} tokens, {r['bytes_per_token']:.2f} bytes/token)")
@@ -118,10 +125,8 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 def _cmd_train(ws, a):
-    from llmplay.tokenizer import check_tokenized
     if not (c := check_tokenized(ws)).ok: raise FileNotFoundError(f"{c.problem}. Fix: {ws.command('run')}")
     if a.nproc is not None:
-        from llmplay.parallel import launch
         if a.nproc < 1: raise ValueError(f'--nproc must be 1 or more, got {a.nproc}')
         if a.nproc > 1 and 'RANK' not in os.environ: return launch(a.nproc, _without_nproc(a.argv))
     overrides = _train_kw(a)
@@ -135,14 +140,15 @@ def _cmd_generate(ws, a):
 
 def _cmd_eval(ws, a):
     try: text = Path(a.text_file).read_bytes().decode('utf-8')
-    except UnicodeDecodeError as e: raise ValueError(f'{a.text_file} is not UTF-8 text (byte {e.start:,}): convert it first') from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{a.text_file} is not UTF-8 text (byte {e.start:,}): convert it first') from None
     r = pipeline.evaluate_text(ws, text)
     print(json.dumps(r, indent=2) if a.json else
           f"{a.text_file}: {r['bits_per_byte']:.3f} bits/byte, perplexity {r['perplexity']:.1f} per token")
 
 def _cmd_run(ws, a):
     st = pipeline.run(ws, until=a.until, preset=a.preset or 'auto', source=a.source, collect_kw=_collect_kw(a),
-                      vocab_size=a.vocab_size, train_kw=_train_kw(a), on_event=print_event, wait=a.wait)
+                      vocab_size=a.vocab_size, train_kw=_train_kw(a), on_event=ConsoleView(), wait=a.wait)
     print(f"state {st['state']}: {STATE_NAMES[st['state']]}")
     if st['state'] == 3 and a.until == 3:
         prompt = read_prompt(a.prompt)
@@ -150,13 +156,12 @@ def _cmd_run(ws, a):
 
 # %% ../nbs/10_cli.ipynb #92a74037
 def _cmd_export(ws, a):
-    import importlib.util
-    from llmplay.export import export, check_export, describe_check
     out = export(ws, a.dir)
     print(f"exported: {out} ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
     if a.no_check: return 0
     if not importlib.util.find_spec('transformers'):
-        print("not checked: `pip install 'llmplay[export]'` (transformers) to check that transformers computes what llmplay computes")
+        print("not checked: `pip install 'llmplay[export]'` (transformers) to check that transformers computes "
+              "what llmplay computes")
         return 0
     r = check_export(out, pipeline.load(ws, device='cpu'))
     print(describe_check(r))
@@ -165,15 +170,13 @@ def _cmd_export(ws, a):
 # %% ../nbs/10_cli.ipynb #631ad415
 def chat_command(ws: Workspace, port=8501, address='127.0.0.1', precision='auto') -> list[str]:
     "The command line that serves the Streamlit chat for `ws`."
-    import llmplay
-    app = Path(llmplay.__file__).parent/'app.py'
+    app = Path(pipeline.__file__).parent/'app.py'  # the package's folder
     return [sys.executable, '-m', 'streamlit', 'run', str(app), '--server.port', str(port),
             '--server.address', address, '--server.headless', 'true', '--browser.gatherUsageStats', 'false',
             '--server.fileWatcherType', 'none', '--client.toolbarMode', 'minimal', '--',
             '--root', str(ws.root), '--precision', precision]
 
 def _cmd_chat(ws, a):
-    import importlib.util, subprocess
     if not importlib.util.find_spec('streamlit'):
         raise ModuleNotFoundError("the chat needs Streamlit: pip install 'llmplay[playground]'")
     print(f"llmplay chat: http://{a.address}:{a.port} (workspace {ws.root}); Ctrl-C stops it", flush=True)
@@ -183,10 +186,13 @@ def _cmd_chat(ws, a):
 def parser() -> argparse.ArgumentParser:
     "The `llmplay` argument parser."
     root = argparse.ArgumentParser(add_help=False)
-    root.add_argument('--root', metavar='DIR', help='workspace folder (default: $LLMPLAY_ROOT, else the current folder)')
+    root.add_argument('--root', metavar='DIR',
+                      help='workspace folder (default: $LLMPLAY_ROOT, else the current folder)')
     writes = argparse.ArgumentParser(add_help=False)
-    writes.add_argument('--wait', action='store_true', help='if another llmplay command is writing the workspace, wait for it')
-    ap = argparse.ArgumentParser(prog='llmplay', description='Build a small GPT end to end: collect, tokenize, train, sample, chat.')
+    writes.add_argument('--wait', action='store_true',
+                        help='if another llmplay command is writing the workspace, wait for it')
+    ap = argparse.ArgumentParser(prog='llmplay',
+                                 description='Build a small GPT end to end: collect, tokenize, train, sample, chat.')
     sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
     def add(name, fn, help, write=False):
         p = sub.add_parser(name, parents=[root] + [writes] * write, help=help, description=help)
@@ -198,24 +204,29 @@ def parser() -> argparse.ArgumentParser:
     _collect_args(add('collect', _cmd_collect, 'collect a text corpus into data/raw/', write=True))
     add('tokenize', _cmd_tokenize, 'train the tokenizer and encode the corpus', write=True).add_argument(
         '--vocab-size', type=int, metavar='N', help='number of tokens in the vocabulary')
-    _train_args(add('train', _cmd_train, 'train the model (an interrupted run resumes from its last checkpoint)', write=True), more=True)
+    p = add('train', _cmd_train, 'train the model (an interrupted run resumes from its last checkpoint)', write=True)
+    _train_args(p, more=True)
     p = add('generate', _cmd_generate, 'continue a prompt with the trained model')
     p.add_argument('prompt', nargs='?', default='', help='the text to continue')
     add_sampling_args(p)
-    p.add_argument('--device', help='auto (default), cpu, cuda or mps')
-    p.add_argument('--precision', help='auto (default), fp32 or bf16')
+    _hardware_args(p)
     p = add('eval', _cmd_eval, "measure the model's bits per byte and perplexity on a text file")
     p.add_argument('--text-file', required=True, metavar='F', help='a UTF-8 text file')
     p.add_argument('--json', action='store_true', help='print the figures as JSON')
     p = add('chat', _cmd_chat, 'chat with the model in the browser (Streamlit)')
     p.add_argument('--port', type=int, default=8501, help='port to serve on (default: 8501)')
-    p.add_argument('--address', default='127.0.0.1', help='address to serve on (default: 127.0.0.1, this machine only)')
-    p.add_argument('--precision', help='auto (default), fp32 or bf16')
-    p = add('export', _cmd_export, 'write the trained model as a Hugging Face transformers folder (safetensors, tokenizer, model card)')
-    p.add_argument('dir', metavar='DIR', help='the folder to write: a new or empty one, or an earlier export (its files are replaced)')
-    p.add_argument('--no-check', action='store_true', help='skip loading it with transformers to check that it computes what llmplay computes')
+    p.add_argument('--address', default='127.0.0.1',
+                   help='address to serve on (default: 127.0.0.1, this machine only)')
+    _hardware_args(p, device=False)
+    p = add('export', _cmd_export,
+            'write the trained model as a Hugging Face transformers folder (safetensors, tokenizer, model card)')
+    p.add_argument('dir', metavar='DIR',
+                   help='the folder to write: a new or empty one, or an earlier export (its files are replaced)')
+    p.add_argument('--no-check', action='store_true',
+                   help='skip loading it with transformers to check that it computes what llmplay computes')
     sub.add_parser('bench', help='measure training and generation speed on this machine (see llmplay bench --help)')
-    p = add('run', _cmd_run, 'bring the workspace to the highest state, repairing or redoing only what is missing or broken', write=True)
+    p = add('run', _cmd_run, 'bring the workspace to the highest state, repairing or redoing only what is missing or '
+            'broken', write=True)
     p.add_argument('--until', type=int, choices=[1, 2, 3], default=3, help='stop at this state (default: 3, trained)')
     p.add_argument('--vocab-size', type=int, metavar='N', help='tokenizer vocabulary size')
     p.add_argument('--prompt', default='The', help='the prompt of the sample printed at the end')
@@ -228,21 +239,17 @@ def _user_error(e: Exception) -> bool:
     "Whether `e` is an error a user can fix (bad input, a missing file, llmplay's own errors), not a bug."
     return isinstance(e, (ValueError, OSError)) or type(e).__module__.startswith('llmplay')
 
-def _interrupt(signum, frame): raise KeyboardInterrupt
-
 def main(argv=None) -> int:
     "Entry point of the `llmplay` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['bench']:  # the benchmark has options of its own: `llmplay bench --help`
-        from llmplay.bench import main as bench
         bench(argv[1:])
         return 0
     a = parser().parse_args(argv)
-    a.argv, ws = argv, Workspace.at(a.root)
-    saved = {}
-    if threading.current_thread() is threading.main_thread():
-        saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try: return a.fn(ws, a) or 0
+    a.argv, ws = argv, Workspace(a.root)
+    try:
+        with on_signals(interrupt), one_pass():  # a shell may start us with SIGINT ignored; each file read once
+            return a.fn(ws, a) or 0
     except KeyboardInterrupt:
         print('\ninterrupted: run the same command again to pick up from the last checkpoint', file=sys.stderr)
         return 130
@@ -253,5 +260,3 @@ def main(argv=None) -> int:
         if not _user_error(e): raise  # a bug: keep the traceback
         print(f'llmplay {a.command}: error: {e}', file=sys.stderr)
         return 2
-    finally:
-        for sig, handler in saved.items(): signal.signal(sig, handler)  # a notebook's kernel gets its own back

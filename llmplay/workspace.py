@@ -6,14 +6,15 @@
 from __future__ import annotations
 import hashlib, json, os, shlex, socket, sys, tempfile, threading, time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ROOT_ENV', 'DOC_SEP', 'STAGES', 'STATE_NAMES', 'resolve_root', 'Workspace', 'in_test', 'course_workspace',
-           'atomic_open', 'atomic_write', 'write_json', 'read_json', 'WorkspaceBusy', 'lock_holder', 'locked', 'sha256',
-           'Check', 'state_of', 'missing']
+__all__ = ['ROOT_ENV', 'DOC_SEP', 'STAGES', 'STATE_NAMES', 'resolve_root', 'Workspace', 'in_test', 'course_workspace', 'one_pass',
+           'loaded', 'file_bytes', 'sha256', 'read_json', 'atomic_open', 'atomic_write', 'write_json', 'WorkspaceBusy',
+           'lock_holder', 'locked', 'Check', 'state_of', 'missing']
 
 # %% ../nbs/00_workspace.ipynb #c2de6a59
 ROOT_ENV = 'LLMPLAY_ROOT'
@@ -27,15 +28,10 @@ DOC_SEP = '\n\n\n'  # documents in the corpus are separated by two blank lines; 
 
 @dataclass(frozen=True)
 class Workspace:
-    "Every artifact path of one workspace, under `root`."
-    root: Path
+    "Every artifact path of one workspace, under `root` (default: `$LLMPLAY_ROOT`, else the current directory)."
+    root: Path | None = None
 
-    def __post_init__(self): object.__setattr__(self, 'root', Path(self.root))
-
-    @classmethod
-    def at(cls, root=None) -> Workspace:
-        "The workspace at `root` (see `resolve_root`)."
-        return cls(resolve_root(root))
+    def __post_init__(self): object.__setattr__(self, 'root', resolve_root(self.root))
 
     @property
     def corpus(self): return self.root/'data/raw/wikipedia_corpus.txt'
@@ -92,12 +88,53 @@ def in_test() -> bool:
     return bool(os.environ.get('IN_TEST'))
 
 def course_workspace() -> Workspace:
-    "The workspace a notebook uses: `$LLMPLAY_ROOT`, a temp folder under test, else the repo's top folder."
-    if os.environ.get(ROOT_ENV): ws = Workspace.at()
+    "The workspace a notebook uses: `$LLMPLAY_ROOT`, a temp folder under test, else `workspace/` beside it."
+    if os.environ.get(ROOT_ENV): ws = Workspace()
     elif in_test(): ws = Workspace(Path(tempfile.mkdtemp(prefix='llmplay-nbtest-')))
-    else: ws = Workspace.at(Path.cwd().parent if Path.cwd().name == 'nbs' else Path.cwd())
+    else: ws = Workspace(Path.cwd()/'workspace')  # the course's own: `llmplay` in the top folder never touches it
     ws.root.mkdir(parents=True, exist_ok=True)
     return ws
+
+# %% ../nbs/00_workspace.ipynb #0e9200ef
+_pass: ContextVar[dict | None] = ContextVar('llmplay_one_pass', default=None)
+
+@contextmanager
+def one_pass(on: bool = True):
+    "Inside, an unchanged file is read and digested once; `one_pass(False)`: for a stage that rewrites the files."
+    memo = _pass.get()
+    if not on and memo: memo.clear()  # what was read before such a stage is of no more use: free it
+    token = _pass.set(None if not on else {} if memo is None else memo)  # nested blocks share the outer memory
+    try: yield
+    finally: _pass.reset(token)
+
+def _file_key(path) -> tuple:
+    s = os.lstat(path)  # a rewrite (atomic: a new inode), a resize or a touch makes another key
+    return (str(Path(path).absolute()), s.st_ino, s.st_size, s.st_mtime_ns)
+
+def loaded(path, load, what: str = ''):
+    "`load(path)`, or what it returned for this unchanged file earlier in the same `one_pass` block."
+    memo = _pass.get()
+    if memo is None: return load(path)
+    key = (what or getattr(load, '__qualname__', repr(load)), _file_key(path))
+    if key not in memo: memo[key] = load(path)
+    return memo[key]
+
+def file_bytes(path) -> bytes:
+    "The bytes of the file at `path` (read once per unchanged file inside `one_pass`)."
+    return loaded(path, lambda p: Path(p).read_bytes(), 'bytes')
+
+def sha256(path, chunk=1 << 20) -> str:
+    "The SHA-256 hex digest of the file at `path` (inside `one_pass`: of the bytes read once, computed once)."
+    if _pass.get() is not None: return loaded(path, lambda p: hashlib.sha256(file_bytes(p)).hexdigest(), 'sha256')
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk): h.update(block)
+    return h.hexdigest()
+
+def read_json(path, default=None):
+    "The JSON in `path` (read once inside `one_pass`), or `default` when it is missing or not valid JSON."
+    try: return loaded(path, lambda p: json.loads(file_bytes(p).decode('utf-8')), 'json')
+    except (OSError, ValueError): return default
 
 # %% ../nbs/00_workspace.ipynb #64bf5ca1
 @contextmanager
@@ -126,11 +163,6 @@ def atomic_write(path, data) -> Path:
 def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
     return atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + '\n')
-
-def read_json(path, default=None):
-    "The JSON in `path`, or `default` when it is missing or not valid JSON."
-    try: return json.loads(Path(path).read_text(encoding='utf-8'))
-    except (OSError, ValueError): return default
 
 # %% ../nbs/00_workspace.ipynb #43544601
 class WorkspaceBusy(RuntimeError):
@@ -172,6 +204,7 @@ def _busy_message(ws: Workspace, holder: dict | None) -> str:
     return (f'{ws.root} is being written by {who}: wait for it to finish, or add --wait to wait for it '
             '(a lock left by a killed process is released by the system at once)')
 
+# %% ../nbs/00_workspace.ipynb #5d9f7ba5
 @contextmanager
 def locked(ws: Workspace, command: str = '', wait: bool | float = False):
     "Hold `ws`'s write lock in the `with` block; `WorkspaceBusy` if another holds it (unless `wait`: seconds, or True)."
@@ -203,14 +236,6 @@ def locked(ws: Workspace, command: str = '', wait: bool | float = False):
         f.seek(0); f.truncate(); f.flush()
         f.close()  # closing the file releases the lock
 
-# %% ../nbs/00_workspace.ipynb #0e9200ef
-def sha256(path, chunk=1 << 20) -> str:
-    "The SHA-256 hex digest of the file at `path`."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk): h.update(block)
-    return h.hexdigest()
-
 # %% ../nbs/00_workspace.ipynb #b563d6d1
 @dataclass
 class Check:
@@ -220,6 +245,7 @@ class Check:
     ok: bool
     problem: str = ''
     fix: str = ''
+    value: object = field(default=None, repr=False, compare=False)  # what the check loaded: callers reuse it
 
     def as_dict(self) -> dict:
         "The check as JSON-ready values."
@@ -237,7 +263,7 @@ def state_of(checks: dict) -> int:
     return state
 
 def missing(path, name, fix) -> Check | None:
-    "A failed `Check` if `path` does not exist, is empty, or is a symbolic link (llmplay writes regular files), else `None`."
+    "A failed `Check` if `path` is missing, empty, or a symbolic link (llmplay writes regular files), else `None`."
     path = Path(path)
     if path.is_symlink(): return Check(name, path, False, f'{path} is a symbolic link, not a file llmplay wrote', fix)
     if not path.exists(): return Check(name, path, False, f'{path} is missing', fix)

@@ -6,7 +6,7 @@ import pytest
 
 os.environ.setdefault('IN_TEST', '1')
 TOP = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(TOP/'tools'))  # cells.py, build_docs.py: the tools the tests check
+sys.path.insert(0, str(TOP/'tools'))  # cells.py, docsite.py: the tools the tests check
 
 CHROMIUM = os.environ.get('LLMPLAY_CHROMIUM', '/usr/bin/chromium')  # Debian's; browsers cannot be downloaded here
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     "A workspace at state 3 with a tiny model (the sample corpus, vocabulary 1024); tests must not change it."
     from llmplay import pipeline
     from llmplay.workspace import Workspace
-    ws = Workspace.at(tmp_path_factory.mktemp('trained'))
+    ws = Workspace(tmp_path_factory.mktemp('trained'))
     pipeline.run(ws, preset='tiny', source='sample', vocab_size=1024, progress=False)
     assert pipeline.status(ws)['state'] == 3
     return ws

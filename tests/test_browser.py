@@ -36,7 +36,7 @@ FIRST_TOKEN_JS = """() => {
 
 @pytest.fixture(scope='module')
 def workspace(request):
-    if root := os.environ.get('LLMPLAY_BROWSER_WS'): return Workspace.at(root)
+    if root := os.environ.get('LLMPLAY_BROWSER_WS'): return Workspace(root)
     return request.getfixturevalue('trained')
 
 

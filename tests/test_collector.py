@@ -11,8 +11,9 @@ HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the fake server beside us; the package, even when not installed
 from fake_mediawiki import FakeMediaWiki  # noqa: E402
 
-from llmplay.data import (DOC_SEP, CollectError, DataCollector, WikipediaUnreachable, check_corpus,  # noqa: E402
-                          clean_wikitext, normalise, read_documents, sample_corpus)
+from llmplay.data import DOC_SEP, DataCollector, check_corpus, clean_wikitext, normalise, read_documents  # noqa: E402
+from llmplay.mediawiki import CollectError, MediaWikiAPI, WikipediaUnreachable  # noqa: E402
+from llmplay.sources import SOURCES, Document, Source, sample_corpus  # noqa: E402
 from llmplay.workspace import Workspace, read_json  # noqa: E402
 
 
@@ -42,10 +43,11 @@ def ws(tmp_path):
 
 
 def collector(ws, fake, **kwargs):
-    c = DataCollector(ws, api_url=fake.url, min_chars=200, **kwargs)
-    c.api.waits = []
-    c.api.sleep = c.api.waits.append  # record the backoff instead of sleeping
-    return c
+    "A collector whose Wikipedia client asks `fake`, recording its waits in `.settings['api'].waits`."
+    api = MediaWikiAPI(fake.url)
+    api.waits = []
+    api.sleep = api.waits.append  # record the backoff instead of sleeping
+    return DataCollector(ws, min_chars=200, api=api, **kwargs)
 
 
 def content_requests(fake):
@@ -122,7 +124,7 @@ def test_fault_is_retried(ws, fake, fault, waits):
     assert summary['added'] == 2
     served = [(r['fault'], r['params'].get('titles')) for r in fake.requests]
     assert served[1:3] == [(fault, 'Topic A|Topic B'), (None, 'Topic A|Topic B')]  # the same request again
-    assert c.api.waits == waits  # Retry-After honoured (500s are retried by urllib3 at once)
+    assert c.settings['api'].waits == waits  # Retry-After honoured (500s are retried by urllib3 at once)
 
 
 def test_malformed_json_gives_up_with_a_clear_error(ws, fake):
@@ -130,7 +132,7 @@ def test_malformed_json_gives_up_with_a_clear_error(ws, fake):
     c = collector(ws, fake)
     with pytest.raises(CollectError, match='still failing after 6 tries .*malformed JSON'):
         c.collect(titles=['Topic A'], progress=False)
-    assert sum(r['fault'] == 'badjson' for r in fake.requests) == 6 and c.api.waits == [1, 2, 4, 8, 16]
+    assert sum(r['fault'] == 'badjson' for r in fake.requests) == 6 and c.settings['api'].waits == [1, 2, 4, 8, 16]
     assert not ws.corpus.exists()
 
 
@@ -229,7 +231,7 @@ def test_sample_source(ws):
     assert not any('idlelib' in t or 'module: test' in t or 'site-packages' in t for t in titles)
     summary = DataCollector(ws).collect(source='sample', max_articles=10, progress=False)
     assert summary['added'] == 10 and check_corpus(ws).ok
-    assert read_documents(ws) == [f'{t}\n\n{x}' for t, x in docs if len(x) >= 500][:10]  # deterministic
+    assert read_documents(ws) == [f'{t}\n\n{normalise(x)}' for t, x in docs if len(normalise(x)) >= 500][:10]  # deterministic
     assert read_json(ws.corpus_meta)['license'].startswith('Python Software Foundation')
 
 
@@ -383,7 +385,7 @@ def test_wait_forever_gives_up_at_once(ws, fake):
     c = collector(ws, fake)
     with pytest.raises(CollectError, match=r'asks to wait .* seconds before the next request .*try again later'):
         c.collect(titles=['Topic A'], progress=False)
-    assert c.api.waits == []
+    assert c.settings['api'].waits == []
 
 
 # --- named titles, min_chars, contact ---
@@ -466,9 +468,9 @@ def test_corpus_not_utf8_is_refused_not_garbled(ws, tmp_path):
     ({'source': 'web'}, r"unknown source 'web'.*llmplay collect --source sample"),
     ({'source': 'files'}, r'the files source needs files or folders: `llmplay collect --source files --files PATH'),
     ({'source': 'files', 'files': ['nowhere.txt']}, r'nowhere.txt does not exist: give --files text files'),
-    ({'source': 'files', 'files': ['.'], 'titles': ['A']}, r'--titles choose Wikipedia articles, not files documents.*--source files'),
-    ({'source': 'sample', 'category': 'Physics', 'random': 3}, r'--category and --random choose Wikipedia articles.*--source sample'),
-    ({'source': 'sample', 'files': ['a.txt']}, r'--files and --encoding are for the files source'),
+    ({'source': 'files', 'files': ['.'], 'titles': ['A']}, r'--titles is for the wikipedia source, not files.*--source files'),
+    ({'source': 'sample', 'category': 'Physics', 'random': 3}, r'--category and --random are for the wikipedia source.*--source sample'),
+    ({'source': 'sample', 'files': ['a.txt'], 'encoding': 'latin-1'}, r'--files and --encoding are for the files source'),
     ({'source': 'sample', 'min_chars': 10**9}, r'nothing collected from sample \(skipped: .* short\); lower --min-chars'),
     ({'titles': ['A|B']}, r"'A\|B' cannot be a Wikipedia title"),
     ({'titles': ['  ']}, r"'  ' cannot be a Wikipedia title"),
@@ -493,8 +495,9 @@ def test_bad_arguments_say_what_fits(ws, fake, tmp_path, monkeypatch, kwargs, ma
     ({'min_chars': 'many'}, r'--min-chars must be a whole number'),
 ])
 def test_bad_collector_settings(ws, kwargs, match):
-    with pytest.raises(CollectError, match=match):
-        DataCollector(ws, **kwargs)
+    with pytest.raises(CollectError, match=match):  # refused before any request
+        DataCollector(ws, **kwargs).collect(progress=False)
+    assert not ws.corpus.exists()
 
 
 def test_tiny_corpus_is_noted(ws, fake, capsys):
@@ -503,9 +506,43 @@ def test_tiny_corpus_is_noted(ws, fake, capsys):
     assert 'note: the corpus has' in out and 'the tokenizer needs at least 10,000' in out
 
 
+def test_events_progress_and_messages(ws, fake, capsys):
+    seen = []
+    summary = collector(ws, fake).collect(titles=['Topic A', 'Topic B', 'No such page'], on_event=seen.append)
+    progress = [e for e in seen if e.kind == 'progress']
+    assert [(e.stage, e.done, e.total, e.unit) for e in progress] == [('collect', 1, 3, 'articles'), ('collect', 2, 3, 'articles')]
+    assert [e.text for e in seen if e.kind == 'message'][0].startswith('note: the corpus has')
+    assert seen[-1].kind == 'end' and seen[-1].data == summary and capsys.readouterr().out == ''  # no prints
+
+
+def test_a_new_source_is_one_registration(ws, monkeypatch):
+    "A source registered in the registry is collected from, and offered by the command line, with no other change."
+    from llmplay.cli import parser
+    poems = lambda request: (Document(t, f'{t}, a poem of some length. ' * 30) for t in request.options.get('only', ['A', 'B']))
+    monkeypatch.setitem(SOURCES, 'poems', Source('poems', 'two poems', 'public domain', poems, options=('only',), titled=True))
+    summary = DataCollector(ws).collect(source='poems', only=['Ozymandias'], progress=False)
+    assert summary['added'] == 1 and read_documents(ws)[0].startswith('Ozymandias\n\nOzymandias, a poem')
+    meta = read_json(ws.corpus_meta)
+    assert meta['source'] == 'poems' and meta['license'] == 'public domain' and meta['description'] == 'two poems'
+    with pytest.raises(CollectError, match=r'--only is for the poems source, not files'):
+        DataCollector(ws).collect(source='files', files=['x.txt'], only=['A'], progress=False)
+    assert parser().parse_args(['collect', '--source', 'poems']).source == 'poems'
+
+
+def test_check_returns_the_corpus_it_read(ws, fake):
+    collector(ws, fake).collect(titles=['Topic A', 'Topic B'], progress=False)
+    c = check_corpus(ws, min_chars=100)
+    assert c.ok and c.value.documents == read_documents(ws) and c.value.sha256 == read_json(ws.corpus_meta)['sha256']
+    summary = collector(ws, fake).collect(titles=['Topic C'], corpus=c.value, progress=False)  # adds to it, no reread
+    assert summary['articles'] == 3 and check_corpus(ws, min_chars=100).ok
+    ws.corpus.write_text(ws.corpus.read_text() + 'edited\n')
+    bad = check_corpus(ws, min_chars=100)
+    assert not bad.ok and bad.value.changed and bad.value.documents[-1].endswith('edited')  # the text, records rebuilt
+
+
 def test_signals_held_until_the_writes_are_done():
     import os, signal
-    from llmplay.data import signals_held
+    from llmplay.events import signals_held
     done = []
     with pytest.raises(KeyboardInterrupt):
         with signals_held():
@@ -527,7 +564,7 @@ def archive():
 
 
 def test_replay_every_page_comes_through(tmp_path, archive):
-    from llmplay.data import DISAMBIGUATION, replay_session
+    from llmplay.mediawiki import DISAMBIGUATION, replay_session
     session = replay_session(ARCHIVE, max_chars=300_000)  # small answers: content comes through continuation
     c = DataCollector(Workspace(tmp_path/'ws'), session=session, min_chars=0)
     summary = c.collect(titles=[p['title'] for p in archive['pages']], progress=False)
@@ -547,7 +584,7 @@ def test_replay_every_page_comes_through(tmp_path, archive):
 
 
 def test_replay_lists_continue_and_redirects_resolve(tmp_path):
-    from llmplay.data import MediaWikiAPI, replay_session
+    from llmplay.mediawiki import replay_session
     api = MediaWikiAPI('https://en.wikipedia.org/w/api.php', session=replay_session(ARCHIVE, max_list=7))
     found = list(api.search('river'))
     assert len(found) == len(set(found)) > 14 and sum('sroffset' in q for q in api.session.get_adapter('https://').requests) >= 2
@@ -560,7 +597,7 @@ def test_replay_lists_continue_and_redirects_resolve(tmp_path):
 
 
 def test_replay_session_is_deterministic(tmp_path):
-    from llmplay.data import replay_session
+    from llmplay.mediawiki import replay_session
     runs = [DataCollector(Workspace(tmp_path/str(i)), session=replay_session(ARCHIVE)).collect(random=4, progress=False)
             for i in range(2)]
     assert runs[0]['chars'] == runs[1]['chars'] and read_documents(Workspace(tmp_path/'0')) == read_documents(Workspace(tmp_path/'1'))

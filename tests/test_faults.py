@@ -25,7 +25,7 @@ from fake_mediawiki import FakeMediaWiki  # noqa: E402
 
 from llmplay import pipeline  # noqa: E402
 from llmplay.data import check_corpus, read_documents  # noqa: E402
-from llmplay.training import MODEL, load_checkpoint, load_payload, read_train_log, save_payload  # noqa: E402
+from llmplay.checkpoints import MODEL, load_checkpoint, load_payload, read_train_log, save_payload  # noqa: E402
 from llmplay.workspace import Workspace, lock_holder, read_json  # noqa: E402
 
 SEED = int(os.environ.get('LLMPLAY_FAULT_SEED', '1234'))
@@ -438,7 +438,7 @@ def test_bad_inputs_are_refused_in_one_line(prepared, tmp_path):
         'binary file': (['collect', '--wait', '--source', 'files', '--files', str(binary)], {}, 2,
                         r'photo.txt is not a text file \(a NUL byte'),
         'titles for the sample': (['collect', '--wait', '--source', 'sample', '--titles', 'X'], {}, 2,
-                                  r'--titles choose Wikipedia articles, not sample documents.*--source sample'),
+                                  r'--titles is for the wikipedia source, not sample.*--source sample'),
         'contact': (['collect', '--wait', '--api-url', fake.url, '--titles', 'Topic A'], {'LLMPLAY_CONTACT': 'me'}, 2,
                     r"\$LLMPLAY_CONTACT 'me' is not an e-mail address"),
     }

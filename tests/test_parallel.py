@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llmplay.parallel import torchrun_command
-from llmplay.training import load_checkpoint
+from llmplay.checkpoints import load_checkpoint
 
 PY = sys.executable
 TINY = ['--preset', 'tiny', '--precision', 'fp32']  # fp32: the runs differ only in the order of additions
@@ -91,8 +91,8 @@ def test_two_processes_match_one(tokenized, tmp_path):
     assert_same_losses(one, log(runs['two']))
     assert_same_losses(one, log(runs['accumulated']))
     weights = [load_checkpoint(Path(runs[n])/'models/checkpoints/ckpt_0000060.pt') for n in ('one', 'two')]
-    assert weights[1]['processes'] == 2 and weights[0]['processes'] == 1
-    for k, w in weights[0]['model'].items(): assert torch.allclose(w, weights[1]['model'][k], rtol=1e-3, atol=1e-5), k
+    assert weights[1].processes == 2 and weights[0].processes == 1
+    for k, w in weights[0].weights.items(): assert torch.allclose(w, weights[1].weights[k], rtol=1e-3, atol=1e-5), k
     assert r.stdout.count('resuming') == 0 and 'step 60' in r.stdout
 
 
@@ -148,7 +148,7 @@ def test_time_budget_and_fitted_recipe(tokenized, tmp_path):
     assert r.stdout.count('fitted recipe:') == 1 and r.stdout.count('trained ') == 1  # process 0 alone prints
     assert sum(row['val_loss'] is not None for row in rows) == 3 and 15 <= rows[-1]['elapsed'] < 25
     ckpt = load_checkpoint(sorted((root/'models/checkpoints').glob('*.pt'))[-1])
-    assert ckpt['state']['finished'] and ckpt['train_config']['fitted'] and ckpt['processes'] == 2
+    assert ckpt.state['finished'] and ckpt.train_config['fitted'] and ckpt.processes == 2
 
 
 def test_workspace_only_one_process_sees(tokenized, tmp_path):
@@ -181,7 +181,7 @@ def test_cli_nproc(tokenized, tmp_path):
     r = subprocess.run([PY, '-m', 'llmplay', 'train', '--nproc', '2', *TINY, '--root', str(root)], capture_output=True, text=True,
                        timeout=600, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert load_checkpoint(Path(root)/'models/checkpoints/ckpt_0000040.pt')['processes'] == 2
+    assert load_checkpoint(Path(root)/'models/checkpoints/ckpt_0000040.pt').processes == 2
 
 
 def test_gpu_check_runs_on_cpu(tmp_path):

@@ -20,12 +20,14 @@ from pathlib import Path
 import torch
 
 from llmplay import pipeline
-from llmplay.cli import parse_set
+from llmplay.config import parse_set
 from llmplay.hardware import Hardware, for_inference
 from llmplay.model import GPTModel
 from llmplay.parallel import copy_tokens
-from llmplay.training import (batches, flops_per_token, gpt_config, load_model, make_config, make_optimizer, read_train_log,
-                              sync, train, training_step)
+from llmplay.config import make_config
+from llmplay.training import batches, gpt_config, make_optimizer, train, training_step
+from llmplay.checkpoints import load_model, read_train_log
+from llmplay.recipe import flops_per_token
 from llmplay.tokenizer import Tokenizer, load_tokens
 from llmplay.workspace import Workspace
 
@@ -44,10 +46,10 @@ def matmul_peak(hw: Hardware, n: int, repeats: int = 10) -> float:
     dtype = torch.bfloat16 if hw.precision == 'bf16' else torch.float32
     a, b = (torch.randn(n, n, device=hw.device, dtype=dtype) for _ in range(2))
     for _ in range(2): a @ b
-    sync(hw)
+    hw.sync()
     t0 = time.perf_counter()
     for _ in range(repeats): a @ b
-    sync(hw)
+    hw.sync()
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e12
 
 
@@ -59,10 +61,10 @@ def step_times(cfg, vocab: int, hw: Hardware, compile: bool, steps: int = 5) -> 
     x = torch.randint(vocab, (cfg.batch_size, cfg.block_size), device=hw.device)
     t0 = time.perf_counter()
     training_step(run, opt, x, x, hw, cfg.grad_clip, cfg.micro_batch_size)
-    sync(hw)
+    hw.sync()
     first, t0 = time.perf_counter() - t0, time.perf_counter()
     for _ in range(steps): training_step(run, opt, x, x, hw, cfg.grad_clip, cfg.micro_batch_size)
-    sync(hw)
+    hw.sync()
     return first, (time.perf_counter() - t0) / steps
 
 
@@ -72,10 +74,10 @@ def generation(model, hw: Hardware, n: int) -> dict:
     prompt, out, rate = torch.zeros(1, 1, dtype=torch.long, device=hw.device), {}, {}
     for cache in (True, False):
         m.generate(prompt, 8, temperature=0, use_cache=cache)  # warm-up
-        sync(hw)
+        hw.sync()
         t0 = time.perf_counter()
         out[cache] = m.generate(prompt, n, temperature=0, use_cache=cache)
-        sync(hw)
+        hw.sync()
         rate[cache] = n / (time.perf_counter() - t0)
     same = (out[True] == out[False])[0]
     return {'cached': rate[True], 'uncached': rate[False], 'same': bool(same.all()),
@@ -110,7 +112,7 @@ def main(argv=None) -> dict:
     report = {'device': name, 'precision': hw.precision, 'preset': preset, 'steps': steps}
     with tempfile.TemporaryDirectory(prefix='llmplay-gpu-check-') as tmp:
         ws = Workspace(Path(tmp))
-        if a.root: copy_tokens(Workspace.at(a.root), tmp)
+        if a.root: copy_tokens(Workspace(a.root), tmp)
         else: pipeline.run(ws, until=2, source='sample', progress=False)
         vocab = Tokenizer.load(ws).vocab_size
         cfg = make_config(preset, **{'device': a.device, 'precision': a.precision, 'time_budget': None, 'max_steps': steps,

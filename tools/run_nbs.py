@@ -12,7 +12,7 @@ notebooks' workspace is ($LLMPLAY_ROOT):
                      notebook continuing from what the earlier ones built, as a learner's run would
     --root DIR       that workspace instead
     --each           a fresh temporary folder per notebook
-    --keep-env       whatever $LLMPLAY_ROOT already says (or the notebooks' own default, the repo's top folder)
+    --keep-env       whatever $LLMPLAY_ROOT already says (or the notebooks' own default, nbs/workspace/)
 By default the notebooks run at full size; --test sets IN_TEST=1 as nbdev_test does (tiny settings, fast).
 A notebook with an error is not saved. Saved notebooks are cleaned with nbdev_clean (outputs kept).
 """
@@ -37,7 +37,7 @@ def notebooks(names: list[str]) -> list[Path]:
     "The notebooks named, or every notebook in sidebar.yml order (then any the sidebar does not list)."
     if names: return [NBS/(n if n.endswith('.ipynb') else n + '.ipynb') for n in names]
     sys.path.insert(0, str(TOP/'tools'))
-    from build_docs import sidebar
+    from docsite import sidebar
     listed = [NBS/name for _, name in sidebar(NBS)]
     return listed + [p for p in sorted(NBS.glob('*.ipynb')) if p not in listed and not p.name.startswith('_')]
 
