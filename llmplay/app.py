@@ -11,9 +11,9 @@ import llmplay.chat as chat
 import llmplay.generation as generation
 import llmplay.pipeline as pipeline
 import llmplay.workspace as workspace
-from .hardware import PRECISIONS
-from .sources import SOURCES
-from .config import PRESETS
+import llmplay.config as config
+import llmplay.hardware as hardware
+import llmplay.sources as sources
 
 # %% auto #0
 __all__ = ['app_args', 'cached_workspace', 'survey', 'load', 'builds', 'follow', 'not_ready', 'model_card', 'knobs',
@@ -25,7 +25,7 @@ def app_args(argv: list[str] | None = None) -> tuple[workspace.Workspace, str]:
     "The workspace the app serves and the precision to sample in, from the script's arguments."
     ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     ap.add_argument('--root')
-    ap.add_argument('--precision', default='auto', choices=PRECISIONS)
+    ap.add_argument('--precision', default='auto', choices=hardware.PRECISIONS)
     a = ap.parse_known_args(sys.argv[1:] if argv is None else argv)[0]
     return workspace.Workspace(a.root), a.precision
 
@@ -79,12 +79,13 @@ def not_ready(ws: workspace.Workspace, status: dict):
         form = st.container()
         form.markdown('**Or build it here:**')
         c1, c2, c3 = form.columns([2, 2, 1.4], vertical_alignment='bottom')
-        preset = c1.selectbox('Training recipe', list(PRESETS), key='build_preset',
+        preset = c1.selectbox('Training recipe', list(config.PRESETS), key='build_preset',
                               help='auto: fitted to this machine, about 5 minutes; tiny: seconds, a toy; '
                                    'small: the bf16-CPU recipe; gpu: a real GPU')
-        source = c2.selectbox('Text to learn from', [n for n, s in SOURCES.items() if not s.needs], key='build_source',
+        offline = [s for s in sources.SOURCES.values() if not s.needs]  # the page cannot ask for files
+        source = c2.selectbox('Text to learn from', [s.name for s in offline], key='build_source',
                               disabled=status['artifacts']['corpus']['ok'],
-                              help='; '.join(f'{s.name}: {s.help}' for s in SOURCES.values() if not s.needs))
+                              help='; '.join(f'{s.name}: {s.help}' for s in offline))
         if not c3.button('Build', key='build', type='primary', icon=':material/play_arrow:', width='stretch'): return
         b = builds()[str(ws.root)] = chat.Build(ws, preset, source)
     follow(b)
@@ -254,7 +255,7 @@ def main():
         model_card(ws, trained)
         st.markdown('### Sampling')
         knobs(trained.info['gpt_config']['block_size'])
-        st.selectbox('Precision', PRECISIONS, key='precision',
+        st.selectbox('Precision', hardware.PRECISIONS, key='precision',
                      help='auto: bf16 where the hardware computes it fast, else fp32 (the same rule as training)')
     if state.compare:  # room for the replies side by side
         st.html('<style>[data-testid="stMainBlockContainer"], [data-testid="stBottomBlockContainer"] '

@@ -20,6 +20,9 @@ from .config import make_config, parse_set
 from .training import step_seconds, make_optimizer, text_bits_per_byte, train, training_step
 from .checkpoints import load_checkpoint
 from .recipe import flops_per_token
+from .parallel import train_speed
+from .export import hf_weights
+from . import pipeline
 
 # %% auto #0
 __all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
@@ -171,7 +174,6 @@ def hf_gpt2(shape: Shape, n_positions: int, precision: str = 'fp32', model: GPTM
     torch.manual_seed(0)
     m = GPT2LMHeadModel(cfg).eval()
     if model is not None:  # the same weights; the positions past model's block_size keep random vectors
-        from llmplay.export import hf_weights
         w = hf_weights(model)
         wpe = (w['transformer.wpe.weight'][:n_positions], m.transformer.wpe.weight.detach()[shape.block_size:])
         w['transformer.wpe.weight'] = torch.cat(wpe)
@@ -295,8 +297,6 @@ def sweep(text_file, candidates: list[dict], time_budget: float, log=None, prese
 # %% ../nbs/08_benchmark.ipynb #c98f9a9a
 def bench_processes(nprocs=(1, 2), preset: str = 'small', steps: int = 20) -> list[dict]:
     "Training tokens/s of `llmplay train` in each of `nprocs` processes on the sample corpus, the cores shared out."
-    from llmplay import pipeline
-    from llmplay.parallel import train_speed
     with tempfile.TemporaryDirectory(prefix='llmplay-processes-') as root:
         pipeline.run(Workspace(root), until=2, source='sample', progress=False)
         rows = [train_speed(root, n, preset, steps) for n in nprocs]

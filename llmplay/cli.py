@@ -15,12 +15,12 @@ from .events import ConsoleView, interrupt, on_signals
 from .data import check_corpus
 from .tokenizer import check_tokenized
 from .parallel import launch
-from .export import check_export, describe_check, export
+from .export import check_export, describe_check, export, read_marker
 from .bench import main as bench
 from . import pipeline
 
 # %% auto #0
-__all__ = ['add_sampling_args', 'sampling_settings', 'read_prompt', 'chat_command', 'parser', 'main']
+__all__ = ['RESUMES', 'add_sampling_args', 'sampling_settings', 'read_prompt', 'chat_command', 'parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #b41b0c60
 def add_sampling_args(p: argparse.ArgumentParser):
@@ -156,8 +156,8 @@ def _cmd_run(ws, a):
 
 # %% ../nbs/10_cli.ipynb #92a74037
 def _cmd_export(ws, a):
-    out = export(ws, a.dir)
-    print(f"exported: {out} ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+    out = export(ws, a.dir, replace=a.replace)
+    print(f"exported: {out} ({', '.join(sorted(read_marker(out)))})")  # its files, not those of yours beside them
     if a.no_check: return 0
     if not importlib.util.find_spec('transformers'):
         print("not checked: `pip install 'llmplay[export]'` (transformers) to check that transformers computes "
@@ -177,10 +177,11 @@ def chat_command(ws: Workspace, port=8501, address='127.0.0.1', precision='auto'
             '--root', str(ws.root), '--precision', precision]
 
 def _cmd_chat(ws, a):
+    if not 1 <= a.port <= 65535: raise ValueError(f'--port must be from 1 to 65535, got {a.port}')
     if not importlib.util.find_spec('streamlit'):
         raise ModuleNotFoundError("the chat needs Streamlit: pip install 'llmplay[playground]'")
     print(f"llmplay chat: http://{a.address}:{a.port} (workspace {ws.root}); Ctrl-C stops it", flush=True)
-    subprocess.run(chat_command(ws, a.port, a.address, a.precision or 'auto'), check=False)
+    return max(0, subprocess.run(chat_command(ws, a.port, a.address, a.precision or 'auto')).returncode)
 
 # %% ../nbs/10_cli.ipynb #dd6cb88e
 def parser() -> argparse.ArgumentParser:
@@ -221,7 +222,9 @@ def parser() -> argparse.ArgumentParser:
     p = add('export', _cmd_export,
             'write the trained model as a Hugging Face transformers folder (safetensors, tokenizer, model card)')
     p.add_argument('dir', metavar='DIR',
-                   help='the folder to write: a new or empty one, or an earlier export (its files are replaced)')
+                   help='the folder to write: a new or empty one, or an earlier export (replaced as a whole)')
+    p.add_argument('--replace', action='store_true',
+                   help="write into a folder that holds other files too: replace only the export's files there")
     p.add_argument('--no-check', action='store_true',
                    help='skip loading it with transformers to check that it computes what llmplay computes')
     sub.add_parser('bench', help='measure training and generation speed on this machine (see llmplay bench --help)')
@@ -239,6 +242,8 @@ def _user_error(e: Exception) -> bool:
     "Whether `e` is an error a user can fix (bad input, a missing file, llmplay's own errors), not a bug."
     return isinstance(e, (ValueError, OSError)) or type(e).__module__.startswith('llmplay')
 
+RESUMES = ('train', 'run')  # the commands that continue from their last checkpoint when run again
+
 def main(argv=None) -> int:
     "Entry point of the `llmplay` command."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -251,7 +256,8 @@ def main(argv=None) -> int:
         with on_signals(interrupt), one_pass():  # a shell may start us with SIGINT ignored; each file read once
             return a.fn(ws, a) or 0
     except KeyboardInterrupt:
-        print('\ninterrupted: run the same command again to pick up from the last checkpoint', file=sys.stderr)
+        resumes = ': run the same command again to pick up from the last checkpoint' if a.command in RESUMES else ''
+        print(f'\ninterrupted{resumes}', file=sys.stderr)
         return 130
     except WorkspaceBusy as e:
         print(f'llmplay {a.command}: {e}', file=sys.stderr)

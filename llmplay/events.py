@@ -95,12 +95,12 @@ class ConsoleView:
         from tqdm.auto import tqdm
         b = self.open.get(e.stage)
         if b is None:
-            fmt = '{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{postfix}]' if e.total else None
+            fmt = '{l_bar}{bar}| {n:.0f}/{total:.0f} {unit}{postfix}' if e.total else None  # tqdm puts ', ' before
             b = self.open[e.stage] = tqdm(total=e.total, desc=e.stage, unit=e.unit or 'it', file=self.file,
                                           bar_format=fmt, dynamic_ncols=True)
         if e.total and b.total != e.total: b.total = e.total
-        b.update(min(e.done, b.total or e.done) - b.n)  # tqdm drops a total that its count passes
         if note := e.data.get('note'): b.set_postfix_str(note, refresh=False)
+        b.update(min(e.done, b.total or e.done) - b.n)  # tqdm drops a total that its count passes
 
     def close(self, stage: str = ''):
         "Close the bar of `stage` (all bars if `stage` is empty)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_export.ipynb #93f0a7b7
 from __future__ import annotations
-import json, re
+import ctypes, errno, glob, hashlib, json, os, re, secrets, shutil
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,13 +15,14 @@ from . import __version__, pipeline
 from .model import GPTConfig, GPTModel
 from .tokenizer import SPACE_MARK, Tokenizer
 from .generation import SamplingSettings
-from .workspace import Workspace, atomic_write, read_json
+from .workspace import Workspace, read_json
 
 # %% auto #0
-__all__ = ['MAPPED', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', 'HUB_LICENSES', 'FILES', 'architecture',
+__all__ = ['MAPPED', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', 'HUB_LICENSES', 'FILES', 'MARKER', 'architecture',
            'hf_config', 'qkv_per_head', 'hf_weights', 'safetensors_weights', 'spm_model', 'spm_options', 'check_exact',
            'hf_tokens', 'bpe_merges', 'added_tokens', 'tokenizer_json', 'tokenizer_files', 'generation_config',
-           'model_card', 'export_files', 'export', 'check_export', 'describe_check']
+           'model_card', 'export_files', 'marker', 'read_marker', 'export_problem', 'write_export', 'export',
+           'check_export', 'describe_check']
 
 # %% ../nbs/11_export.ipynb #ef9ad106
 MAPPED = ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'dropout', 'bias', 'rope')  # GPTConfig, as known
@@ -40,7 +41,9 @@ def hf_config(model: GPTModel, tokenizer: Tokenizer) -> dict:
     "`config.json` for `model`: its shape in the words of its transformers architecture."
     c, arch = model.config, architecture(model.config)
     eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)}
-    assert len(eps) == 1, f'LayerNorms with different eps: {eps}'
+    if len(eps) != 1:  # another norm (RMSNorm, say) or several: no architecture mapped here computes that model
+        raise ValueError(f"the model's norms are not LayerNorms of one eps ({eps or 'none'}): no transformers "
+                         "architecture is mapped for it, so it is not exported")
     common = dict(architectures=[arch], vocab_size=c.vocab_size, tie_word_embeddings=True,
                   bos_token_id=tokenizer.eos_id, eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
                   dtype='float32', use_cache=True)
@@ -345,17 +348,143 @@ def export_files(trained, meta: dict | None = None, settings: SamplingSettings |
             'model.safetensors': safetensors_weights(model, trained.info),
             **tokenizer_files(tok, model.config.block_size), 'README.md': model_card(trained, meta or {}, gen)}
 
-# %% ../nbs/11_export.ipynb #8d5b2e60
-def export(ws: Workspace, out_dir, settings: SamplingSettings | None = None) -> Path:
-    "Write the workspace's model as a transformers folder `out_dir` (new, empty or an earlier export); return its path."
-    out = Path(out_dir).expanduser().absolute()
+# %% ../nbs/11_export.ipynb #42ddd0fb
+MARKER = '.llmplay-export.json'  # the files an export wrote and their SHA-256: written last, so it marks a whole export
+
+def _bytes(content: str | bytes) -> bytes: return content.encode('utf-8') if isinstance(content, str) else content
+
+def _sha256(path) -> str:
+    "The SHA-256 of the file at `path`, read a MiB at a time."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(1 << 20): h.update(chunk)
+    return h.hexdigest()
+
+def marker(files: dict[str, str | bytes]) -> str:
+    "The marker of an export of `files`: the llmplay that wrote them and the SHA-256 of each, by name."
+    digests = {name: hashlib.sha256(_bytes(content)).hexdigest() for name, content in files.items()}
+    return json.dumps({'llmplay': __version__, 'files': digests}, indent=2) + '\n'
+
+def read_marker(folder) -> dict[str, str] | None:
+    "The files (name: SHA-256) that the marker in `folder` lists, or None if it has no marker that can be read."
+    try: m = json.loads((Path(folder)/MARKER).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return None
+    files = m.get('files') if isinstance(m, dict) else None
+    plain = lambda n: isinstance(n, str) and Path(n).name == n and n not in ('.', '..', MARKER)  # no path elsewhere
+    ok = isinstance(files, dict) and all(plain(n) and isinstance(h, str) for n, h in files.items())
+    return files if ok else None
+
+# %% ../nbs/11_export.ipynb #0270af17
+def export_problem(folder) -> str | None:
+    "Why `folder` is not a whole llmplay export, in one line that says what to do; None if it is one."
+    folder, again = Path(folder), 'export into it again (llmplay export DIR, with --replace if it holds files of yours)'
+    if not folder.is_dir(): return f'{folder} is not a folder: {again}'
+    if (files := read_marker(folder)) is None:
+        return (f'{folder} is not a whole llmplay export (no {MARKER}: an export was interrupted, or none was '
+                f'made): {again}')
+    if bad := [n for n, h in files.items() if not (folder/n).is_file() or _sha256(folder/n) != h]:
+        return (f"{folder} holds an incomplete export ({', '.join(bad[:3])} not as {MARKER} lists: an export was "
+                f'interrupted, or the files were changed): {again}')
+    return None
+
+# %% ../nbs/11_export.ipynb #6b67bf7b
+def _unowned(out: Path) -> list[str]:
+    "The names in the folder `out` that are not the export's: anything but its marker and its files, unchanged."
+    ours = read_marker(out) or {}
+    mine = lambda p: p.name == MARKER or (p.name in ours and p.is_file() and _sha256(p) == ours[p.name])
+    return sorted(p.name for p in out.iterdir() if not mine(p))
+
+# %% ../nbs/11_export.ipynb #600dfa9f
+def _temp(out: Path, kind: str) -> Path:
+    "A name beside `out` (the same filesystem, so renames move it) for a temp folder of this process."
+    return out.parent/f'.{out.name}.llmplay-{kind}-{os.getpid()}-{secrets.token_hex(4)}'
+
+def _running(name: str) -> bool:
+    "Whether the process that made the temp folder `name` still runs (known on POSIX only: elsewhere False)."
+    try: pid = int(name.rsplit('-', 2)[-2])
+    except ValueError: return False
+    if os.name != 'posix': return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True  # another user's process
+    return True
+
+def _clean_leftovers(out: Path):
+    "Remove the temp folders that killed exports into `out` left; first put back an export moved aside from `out`."
+    if not out.parent.is_dir(): return
+    for p in sorted(out.parent.glob(f'.{glob.escape(out.name)}.llmplay-*')):
+        if not p.is_dir() or _running(p.name): continue
+        if '.llmplay-old-' in p.name and not out.exists() and export_problem(p) is None: os.rename(p, out)
+        else: shutil.rmtree(p, ignore_errors=True)
+
+# %% ../nbs/11_export.ipynb #6cc710c9
+def _fsync_dir(path: Path):
+    "Make the renames in the folder `path` durable (POSIX; elsewhere the system does what it does)."
+    if os.name != 'posix': return
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _write_folder(tmp: Path, files: dict[str, str | bytes]):
+    "Write `files` and, last, their marker into the new folder `tmp`, each on disk before the next."
+    tmp.mkdir(parents=True)
+    for name, content in {**files, MARKER: marker(files)}.items():
+        with open(tmp/name, 'wb') as f:
+            f.write(_bytes(content))
+            f.flush(); os.fsync(f.fileno())
+    _fsync_dir(tmp)
+
+# %% ../nbs/11_export.ipynb #f1ed6041
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the folders `a` and `b` in one step (Linux's `renameat2`); False where the system cannot."
+    try: renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError): return False  # not Linux, or a C library without it
+    if renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0: return True  # AT_FDCWD, RENAME_EXCHANGE
+    if (e := ctypes.get_errno()) in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False  # this filesystem
+    raise OSError(e, os.strerror(e), str(b))
+
+def _swap(tmp: Path, out: Path):
+    "Put the folder `tmp` at `out` at once; what was at `out` is left at `tmp` (or a temp name) to remove."
+    if not out.exists(): os.rename(tmp, out)
+    else:
+        shutil.copymode(out, tmp)  # the folder keeps its permissions
+        if not _exchange(tmp, out):  # two renames: a kill between them leaves no `out`; the next export puts it back
+            os.rename(out, old := _temp(out, 'old'))
+            os.rename(tmp, out)
+            shutil.rmtree(old)
+    _fsync_dir(out.parent)
+
+def _replace_files(tmp: Path, out: Path, files: dict):
+    "Move the files of `tmp` into `out` one by one, the marker last; an earlier export's files no longer written go."
+    old = read_marker(out) or {}
+    for name in files: os.replace(tmp/name, out/name)
+    for name, h in old.items():
+        if name not in files and (out/name).is_file() and _sha256(out/name) == h: (out/name).unlink()
+    os.replace(tmp/MARKER, out/MARKER)
+    _fsync_dir(out)
+
+# %% ../nbs/11_export.ipynb #a6e3ce91
+def write_export(out_dir, files, replace: bool = False) -> Path:
+    "Write `files` (by name, or a function that computes them) as a whole export into `out_dir`; return its path."
+    out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir(): raise FileExistsError(f'{out} is a file: export into a new or empty folder')
-    if out.is_dir() and (others := sorted(p.name for p in out.iterdir() if p.name not in FILES and p.name[0] != '.')):
-        raise FileExistsError(f"{out} holds files that are not an export ({', '.join(others[:5])}): "
-                              'export into a new or empty folder')
-    files = export_files(pipeline.load(ws, device='cpu'), read_json(ws.corpus_meta, {}), settings)
-    for name, content in files.items(): atomic_write(out/name, content)
+    _clean_leftovers(out)
+    if (others := _unowned(out) if out.is_dir() else []) and not replace:
+        raise FileExistsError(f"{out} holds files that are not an llmplay export ({', '.join(others[:5])}): choose a "
+                              "new or empty folder, or --replace to replace only the export's files there")
+    files, tmp = files() if callable(files) else files, _temp(out, 'new')
+    try:
+        _write_folder(tmp, files)
+        if others: _replace_files(tmp, out, files)
+        else: _swap(tmp, out)
+    finally: shutil.rmtree(tmp, ignore_errors=True)  # the earlier export, swapped out; or what a failure left
     return out
+
+# %% ../nbs/11_export.ipynb #8d5b2e60
+def export(ws: Workspace, out_dir, settings: SamplingSettings | None = None, replace: bool = False) -> Path:
+    "Write the workspace's model as a transformers folder `out_dir`, a whole export in a folder it owns (see above)."
+    make = lambda: export_files(pipeline.load(ws, device='cpu'), read_json(ws.corpus_meta, {}), settings)
+    return write_export(out_dir, make, replace)
 
 # %% ../nbs/11_export.ipynb #672e7b37
 def _load_hf(out_dir):
@@ -371,6 +500,7 @@ def _load_hf(out_dir):
 # %% ../nbs/11_export.ipynb #b4c8d1e2
 def check_export(out_dir, trained, prompt: str = 'The', max_new_tokens: int = 50) -> dict:
     "Load `out_dir` with transformers and compare it with `trained` (a `pipeline.Trained`): ids, logits, greedy tokens."
+    if problem := export_problem(out_dir): raise ValueError(problem)  # a mix of two exports loads, and computes junk
     tok, model = trained.tokenizer, trained.model.float().eval()
     hf_tok, hf_model = _load_hf(out_dir)
     ids = [tok.eos_id] + tok.encode(prompt)

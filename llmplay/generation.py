@@ -11,18 +11,21 @@ from .model import GPTModel, Decoder, eval_mode
 from .hardware import for_inference
 
 # %% auto #0
-__all__ = ['greedy', 'apply_temperature', 'top_k_filter', 'top_p_filter', 'min_p_filter', 'apply_repetition_penalty', 'Knob',
-           'knob', 'SamplingSettings', 'sampling_probs', 'Detokenizer', 'Step', 'stream', 'generate',
-           'next_token_probs', 'show_piece']
+__all__ = ['GREEDY_BELOW', 'greedy', 'apply_temperature', 'top_k_filter', 'top_p_filter', 'min_p_filter',
+           'apply_repetition_penalty', 'Knob', 'knob', 'SamplingSettings', 'sampling_probs', 'Detokenizer', 'Step',
+           'stream', 'generate', 'next_token_probs', 'show_piece']
 
 # %% ../nbs/05_generation.ipynb #5309066d
 def greedy(logits):
     "The most likely token id of each row of `logits` (..., V), keeping the last dimension."
     return logits.argmax(-1, keepdim=True)
 
+GREEDY_BELOW = 1e-6  # temperatures this close to 0 are greedy: dividing by them could overflow to inf (then NaN)
+
 def apply_temperature(logits, temperature: float):
-    "Logits divided by `temperature`; at 0 only the largest logit stays finite (greedy)."
-    if temperature == 0: return logits.masked_fill(logits < logits.max(-1, keepdim=True).values, float('-inf'))
+    "Logits divided by `temperature`; at 0 (below `GREEDY_BELOW`) only the largest logit stays finite (greedy)."
+    if temperature < GREEDY_BELOW:
+        return logits.masked_fill(logits < logits.max(-1, keepdim=True).values, float('-inf'))
     return logits / temperature
 
 # %% ../nbs/05_generation.ipynb #7d3d1494
@@ -131,7 +134,7 @@ class SamplingSettings:
         return cls(temperature=1.0, top_p=1.0, repetition_penalty=1.0)
 
     @property
-    def is_greedy(self) -> bool: return self.greedy or self.temperature == 0
+    def is_greedy(self) -> bool: return self.greedy or self.temperature < GREEDY_BELOW
 
     def describe(self) -> str:
         "The knobs that matter, in a few words: 'greedy' or e.g. 'T 0.8 · top-p 0.95 · rep. 1.1'."

@@ -7,12 +7,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from .workspace import (DOC_SEP, STATE_NAMES, Check, Workspace, atomic_write, lock_holder, locked, one_pass,
-                               read_json, sha256, state_of)
+                               read_json, sha256, stale_temp_files, state_of)
 from .events import ConsoleView, Events
 from .sources import DEFAULT
 from .data import Corpus, DataCollector, check_corpus
-from .tokenizer import (Tokenizer, check_tokenized, check_tokenizer, load_tokens, tokenize_corpus,
-                               train_tokenizer, vocab_text)
+from .tokenizer import (Tokenizer, check_tokenized, check_tokenizer, check_vocab_size, load_tokens,
+                               tokenize_corpus, train_tokenizer, vocab_text)
 from .checkpoints import (check_model, good_checkpoints, load_checkpoint, load_model, read_model,
                                  restore_from_checkpoint, resumable_checkpoint)
 from .config import check_config, make_config
@@ -46,7 +46,8 @@ def status(ws: Workspace) -> dict:
         cs = checks(ws)
         st = {'root': str(ws.root), 'state': state_of(cs), 'artifacts': {n: c.as_dict() for n, c in cs.items()},
               'checkpoints': checkpoint_checks(ws), 'model': None,
-              'busy': lock_holder(ws) if ws.lock_file.exists() else None}
+              'busy': lock_holder(ws) if ws.lock_file.exists() else None,
+              'stale': [str(p) for p in stale_temp_files(ws)]}
     if cs['model'].ok:
         info = cs['model'].value.info()  # the record the check read
         st['model'] = {k: info.get(k) for k in ('step', 'val_bpb', 'run_finished', 'report', 'gpt_config')}
@@ -64,6 +65,9 @@ def format_status(st: dict) -> str:
     for c in st.get('checkpoints', []):
         if not c['ok']:
             lines.append(f"  NO  checkpoint {c['path']}\n       {c['problem']}  -> `llmplay run` removes it")
+    if stale := st.get('stale'):
+        lines.append(f"  {len(stale)} stale temp file(s) of interrupted writes, e.g. {stale[0]}  -> `llmplay run` "
+                     "removes them")
     if m := st.get('model'):
         g = m['gpt_config']
         lines.append(f"  model: {g['n_layer']} layers, width {g['n_embd']}, context {g['block_size']}; "
@@ -88,9 +92,10 @@ def collect(ws: Workspace, source=DEFAULT, api_url=None, lang='en', fallback=Tru
 def tokenize(ws: Workspace, vocab_size=None, wait=False, on_event=None, progress=True) -> dict:
     "Train the tokenizer on the corpus and encode the corpus with it."
     events = _events(on_event, progress, 'tokenize')
+    if vocab_size is not None: check_vocab_size(vocab_size)  # before the lock and the progress bar
     with locked(ws, 'llmplay tokenize', wait), one_pass():
         events.progress(0, 2, 'steps', note='training the tokenizer')
-        train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size else {}))
+        train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size is not None else {}))
         events.progress(1, 2, 'steps', note='encoding the corpus')
         meta = tokenize_corpus(ws)
         events.progress(2, 2, 'steps', note=f"{meta['n_tokens']:,} tokens")
@@ -172,7 +177,11 @@ def run(ws: Workspace, until=3, preset='auto', source=DEFAULT, collect_kw=None, 
     "Bring `ws` to state `until` (at most 3), repairing or redoing only what is missing or broken; its status."
     events = _events(on_event, progress, 'run')
     if until >= 3: check_config(make_config(preset, **(train_kw or {})))  # a bad --set fails now, trained or not
+    if vocab_size is not None: check_vocab_size(vocab_size)  # and so does a bad --vocab-size
     with locked(ws, 'llmplay run', wait), one_pass():
+        if stale := stale_temp_files(ws):  # the lock is ours: no llmplay command is writing them
+            for p in stale: p.unlink(missing_ok=True)
+            events.message(f'removed {len(stale)} stale temp file(s) of interrupted writes')
         if not (c := tokenizer_check(ws)).ok and restore_tokenizer(ws):
             events.to('tokenize').start("restored the tokenizer from the model's copy", c.problem)
         if not (c := check_corpus(ws)).ok: ensure_corpus(ws, c, events, source, collect_kw or {})

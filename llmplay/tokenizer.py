@@ -15,8 +15,8 @@ from .workspace import (DOC_SEP, Check, Workspace, atomic_write, file_bytes, loa
                                write_json)
 
 # %% auto #0
-__all__ = ['SPM_OPTIONS', 'SPACE_MARK', 'PROBE', 'train_tokenizer', 'Tokenizer', 'vocab_text', 'tokenize_corpus', 'load_tokens',
-           'check_tokenizer', 'check_tokenized']
+__all__ = ['SPM_OPTIONS', 'VOCAB_SIZES', 'SPACE_MARK', 'PROBE', 'check_vocab_size', 'train_tokenizer', 'Tokenizer', 'vocab_text',
+           'tokenize_corpus', 'load_tokens', 'check_tokenizer', 'check_tokenized']
 
 # %% ../nbs/02_tokenizer.ipynb #02b124dc
 def _corpus_bytes(ws: Workspace) -> bytes:
@@ -48,8 +48,20 @@ def _vocab_error(e: RuntimeError, ws: Workspace, vocab_size: int) -> Exception:
                           f'characters of {ws.corpus}: it needs at least {m[1]}, e.g. {fix(m[1])}.')
     return e
 
+# SentencePiece's range (an int32); below 261 the 256 byte pieces, the 4 special ones and '\n' do not fit
+VOCAB_SIZES = (256 + 4 + len(SPM_OPTIONS['user_defined_symbols']), 2**31 - 1)
+
+def check_vocab_size(vocab_size) -> int:
+    "`vocab_size` if a vocabulary of that many pieces can be trained, else a `ValueError` saying what can."
+    lo, hi = VOCAB_SIZES
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not lo <= vocab_size <= hi:
+        raise ValueError(f'vocab_size must be a whole number from {lo} (the 256 bytes and {lo - 256} special pieces) '
+                         f'to {hi:,}, got {vocab_size!r}')
+    return vocab_size
+
 def train_tokenizer(ws: Workspace, vocab_size: int = 1024, num_threads: int | None = None, **options) -> Path:
     "Train a SentencePiece BPE tokenizer on `ws.corpus`; write `ws.tokenizer_vocab` and `ws.tokenizer_model`."
+    check_vocab_size(vocab_size)
     lines = [line for doc in _documents(_corpus_bytes(ws)) for line in doc.split('\n') if line]
     if not lines: raise ValueError(f"{ws.corpus} has no text: collect a corpus with `{ws.command('collect')}`")
     model = io.BytesIO()

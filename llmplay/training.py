@@ -19,17 +19,17 @@ from .model import GPTConfig, GPTModel, eval_mode
 from .hardware import Hardware
 from .tokenizer import Tokenizer, load_tokens
 from .generation import SamplingSettings, generate
-from .config import TrainConfig, make_config, resume_problem
+from .config import KNOBS, TrainConfig, make_config, resume_problem
 from .checkpoints import (Checkpoint, latest_checkpoint, load_checkpoint, read_model, read_train_log,
                                  run_unfinished, save_checkpoint, save_model)
 from .recipe import fit_recipe
 from .parallel import World, check_shared, join, sync_gradients
 
 # %% auto #0
-__all__ = ['SAMPLE', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches', 'gpt_config', 'seed_everything',
-           'make_optimizer', 'new_phase', 'phase_lr', 'lr_at', 'bytes_per_token', 'evaluate', 'baselines',
-           'text_bits_per_byte', 'sample_text', 'RunState', 'training_step', 'step_seconds', 'TrainingData', 'Run',
-           'judge', 'describe_report', 'plan_run', 'start_run', 'train']
+__all__ = ['SAMPLE', 'MORE', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches', 'gpt_config',
+           'seed_everything', 'make_optimizer', 'new_phase', 'phase_lr', 'lr_at', 'bytes_per_token', 'evaluate',
+           'baselines', 'text_bits_per_byte', 'sample_text', 'RunState', 'training_step', 'step_seconds',
+           'TrainingData', 'Run', 'judge', 'describe_report', 'plan_run', 'start_run', 'train']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -564,9 +564,12 @@ def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume
     return run
 
 # %% ../nbs/04_training.ipynb #a1c0f00e
+MORE = replace(KNOBS['time_budget'], name='more', help='seconds more of training')  # the range of --time-budget
+
 def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, on_event=None, resume: bool = True,
           more: float | None = None, wait: bool | float = False) -> dict:
     "Train a GPT on `ws`'s tokens: continue its interrupted run, or start one with `cfg` (default: the fitted recipe)."
+    if more is not None: MORE.check(more)  # before anything is written
     asked = cfg or make_config()
     with join(asked.device) as world:  # under torchrun: this process's place among several
         view = on_event or (ConsoleView() if progress else None)

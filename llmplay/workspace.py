@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ROOT_ENV', 'DOC_SEP', 'STAGES', 'STATE_NAMES', 'resolve_root', 'Workspace', 'in_test', 'course_workspace', 'one_pass',
-           'loaded', 'file_bytes', 'sha256', 'read_json', 'atomic_open', 'atomic_write', 'write_json', 'WorkspaceBusy',
-           'lock_holder', 'locked', 'Check', 'state_of', 'missing']
+__all__ = ['ROOT_ENV', 'DOC_SEP', 'TEMP_AGE', 'STAGES', 'STATE_NAMES', 'resolve_root', 'Workspace', 'in_test', 'course_workspace',
+           'one_pass', 'loaded', 'file_bytes', 'sha256', 'read_json', 'atomic_open', 'atomic_write', 'write_json',
+           'stale_temp_files', 'WorkspaceBusy', 'lock_holder', 'locked', 'Check', 'state_of', 'missing']
 
 # %% ../nbs/00_workspace.ipynb #c2de6a59
 ROOT_ENV = 'LLMPLAY_ROOT'
@@ -163,6 +163,20 @@ def atomic_write(path, data) -> Path:
 def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
     return atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + '\n')
+
+# %% ../nbs/00_workspace.ipynb #1927c144
+TEMP_AGE = 60.0  # seconds untouched after which a temp file beside an artifact is a leftover, not a write in progress
+
+def stale_temp_files(ws: Workspace, older_than: float = TEMP_AGE) -> list[Path]:
+    "The temp files of interrupted atomic writes (`.NAME.*.tmp`) beside `ws`'s artifacts, untouched `older_than` s."
+    folders = {p.parent for p in ws.artifacts().values()} | {ws.checkpoints}
+    now, out = time.time(), []
+    for folder in folders:
+        for p in folder.glob('.*.tmp'):  # the names atomic_open gives
+            try: age = now - p.lstat().st_mtime
+            except OSError: continue  # gone meanwhile
+            if age > older_than and p.is_file() and not p.is_symlink(): out.append(p)
+    return sorted(out)
 
 # %% ../nbs/00_workspace.ipynb #43544601
 class WorkspaceBusy(RuntimeError):

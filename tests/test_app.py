@@ -1,5 +1,5 @@
 """The Streamlit chat (llmplay/app.py), run headless with Streamlit's AppTest on a workspace trained with the tiny preset."""
-import json, os, shutil
+import json, os, re, shutil
 from pathlib import Path
 
 import pytest
@@ -210,3 +210,9 @@ def test_cli_chat_and_widget_show_the_same_defaults_and_limits(ws, monkeypatch):
 def app_settings(at) -> SamplingSettings:
     s = at.session_state
     return SamplingSettings(greedy=s['strategy'] == 'Greedy', **{k.name: s[k.name] for k in SamplingSettings.knobs() if k.kind is not bool})
+
+
+def test_app_imports_are_absolute():
+    "Streamlit runs app.py as a script, where a relative import fails: every llmplay import in it is absolute."
+    source = (Path(app.__file__)).read_text()
+    assert not re.search(r'^\s*from \.', source, re.M), 'a relative import in app.py: use `import llmplay.X as X`'

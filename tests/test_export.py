@@ -5,7 +5,7 @@ torch and transformers but neither llmplay nor sentencepiece.
 The models are tiny (the `tiny` preset) with a context of 80 tokens, so that a prompt and 50 new tokens fit: past its
 context llmplay slides its window, which transformers does not do.
 """
-import json, os, shutil, subprocess, sys, time, venv
+import hashlib, json, os, random, shutil, signal, subprocess, sys, time, venv
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from llmplay import pipeline
-from llmplay.export import FILES, architecture, check_export, export, hf_weights
+from llmplay.cli import main
+from llmplay.export import FILES, MARKER, architecture, check_export, export, export_problem, hf_weights, read_marker
 from llmplay.generation import SamplingSettings, generate
 from llmplay.model import GPTConfig
 from llmplay.tokenizer import load_tokens
@@ -62,7 +63,7 @@ def llmplay_greedy(model, ids, n):
 @pytest.mark.parametrize('kind', KINDS)
 def test_folder_loads_with_every_weight(exported, hf_models, kind):
     ws, trained, d = exported[kind]
-    assert sorted(p.name for p in d.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in d.iterdir()) == sorted([*FILES, MARKER]) and export_problem(d) is None
     assert json.loads((d/'config.json').read_text())['architectures'] == [KINDS[kind]] == [architecture(trained.model.config)]
     model, info = hf_models[kind]
     assert type(model).__name__ == KINDS[kind]
@@ -167,6 +168,133 @@ def test_export_refuses_what_it_cannot_do(exported, tmp_path):
     Wider = make_dataclass('Wider', [('mlp_ratio', int, 4)], bases=(GPTConfig,))
     with pytest.raises(ValueError, match='mlp_ratio'): architecture(Wider(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8))
     with pytest.raises(FileNotFoundError): export(Workspace(tmp_path/'empty'), tmp_path/'out')
+
+
+def tree(d) -> dict:
+    "name -> SHA-256 of every file in the folder `d`."
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(d).iterdir()) if p.is_file()}
+
+
+def same_export(d: Path, ref: Path) -> bool:
+    "Whether the folder `d` holds the export in `ref`: the card aside (it says when), weights compared as tensors."
+    got, want = tree(d), tree(ref)  # (safetensors writes its metadata in no fixed order)
+    if any(got.get(n) != want[n] for n in FILES if n not in ('README.md', 'model.safetensors')): return False
+    a, b = load_file(d/'model.safetensors'), load_file(ref/'model.safetensors')
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def leftovers(d: Path) -> list[str]:
+    return [p.name for p in d.parent.iterdir() if '.llmplay-' in p.name]
+
+
+def test_users_files_are_never_overwritten(exported, tmp_path, capsys):
+    ws, _, ref = exported['rotary']
+    d = tmp_path/'mine'
+    (d/'.git').mkdir(parents=True)
+    mine = {'README.md': 'my notes', 'config.json': '{"mine": true}', 'tokenizer.json': '{}', 'notes.txt': 'mine',
+            '.git/HEAD': 'ref: refs/heads/main'}
+    for name, text in mine.items(): (d/name).write_text(text)
+    with pytest.raises(FileExistsError, match='--replace'): export(ws, d)
+    assert main(['export', str(d), '--root', str(ws.root), '--no-check']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'choose a new or empty folder, or --replace' in err, err
+    assert all((d/n).read_text() == t for n, t in mine.items()) and not leftovers(d)
+    assert main(['export', str(d), '--root', str(ws.root), '--no-check', '--replace']) == 0
+    kept = {n: t for n, t in mine.items() if n.split('/')[0] not in FILES}  # notes.txt, .git
+    assert sorted(p.name for p in d.iterdir()) == sorted([*FILES, MARKER, 'notes.txt', '.git'])
+    assert export_problem(d) is None and sorted(read_marker(d)) == sorted(FILES) and same_export(d, ref)
+    assert all((d/n).read_text() == t for n, t in kept.items())
+    export(ws, d, replace=True)  # again: its own earlier export, beside the user's files
+    assert export_problem(d) is None and all((d/n).read_text() == t for n, t in kept.items()) and not leftovers(d)
+    with pytest.raises(FileExistsError, match='notes.txt'): export(ws, d)  # still refused without --replace
+
+
+def test_earlier_export_is_replaced(exported, tmp_path):
+    (_, _, old), (ws, _, new) = exported['learned'], exported['rotary']
+    d = Path(shutil.copytree(old, tmp_path/'model'))
+    assert export_problem(d) is None and tree(d) == tree(old)
+    export(ws, d)
+    got = tree(d)
+    assert export_problem(d) is None and sorted(got) == sorted([*FILES, MARKER]) and not leftovers(d)
+    assert same_export(d, new) and not same_export(d, old)
+
+
+def test_interrupted_replace_is_marked_incomplete(exported, tmp_path, monkeypatch):
+    (_, _, old), (ws, trained, _) = exported['learned'], exported['rotary']
+    d = Path(shutil.copytree(old, tmp_path/'model'))
+    (d/'notes.txt').write_text('mine')
+    real, moved = os.replace, []
+    def crash(src, dst):  # a crash after three files of the new export are in
+        if Path(dst).parent == d and len(moved) == 3: raise KeyboardInterrupt
+        moved.append(dst); real(src, dst)
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt): export(ws, d, replace=True)
+    monkeypatch.undo()
+    assert 'incomplete' in export_problem(d) and 'export into it again' in export_problem(d)
+    with pytest.raises(ValueError, match='incomplete'): check_export(d, trained)
+    export(ws, d, replace=True)
+    assert export_problem(d) is None and (d/'notes.txt').read_text() == 'mine' and not leftovers(d)
+
+
+KILLED = """
+import os, shutil, signal, sys
+import llmplay.export as e
+from llmplay.cli import main
+left = steps = int(os.environ['KILL_AT_STEP'])
+def step(f):
+    def killed_before(*a, **k):
+        global left
+        left -= 1
+        if left < 0: os.kill(os.getpid(), signal.SIGKILL)
+        return f(*a, **k)
+    return killed_before
+os.fsync, os.rename, os.replace, shutil.rmtree, e._exchange = map(step, (os.fsync, os.rename, os.replace, shutil.rmtree,
+                                                                          e._exchange))
+code = main(sys.argv[1:])
+print('steps', steps - left)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize('mode', ['whole', 'replace'])
+def test_kill_9_leaves_the_old_or_the_new_export(exported, tmp_path, mode):
+    "`llmplay export` killed at random moments (a time, or a step: a write, a rename, a removal) in seeded trials."
+    (_, _, old), (ws, _, new) = exported['learned'], exported['rotary']
+    d = tmp_path/'model'
+    cmd = [sys.executable, '-c', KILLED, 'export', str(d), '--root', str(ws.root), '--no-check']
+    cmd += ['--replace'] if mode == 'replace' else []
+    env = {k: v for k, v in os.environ.items() if k not in ('LLMPLAY_ROOT', 'IN_TEST')}
+    def reset():  # the earlier export (and, for --replace, a file of the user's beside it)
+        shutil.rmtree(d, ignore_errors=True); shutil.copytree(old, d)
+        if mode == 'replace': (d/'notes.txt').write_text('mine')
+    reset()
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env | {'KILL_AT_STEP': str(10**6)}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    seconds, steps = time.time() - t0, int(r.stdout.split('steps ')[-1])
+    assert steps >= 10 and export_problem(d) is None and same_export(d, new)
+    landed = []
+    for seed in range(8):
+        rng = random.Random(f'{mode} {seed}')
+        reset()
+        at_step = rng.randrange(steps) if seed % 4 else 10**6  # 6 steps, 2 moments
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env | {'KILL_AT_STEP': str(at_step)})
+        if at_step == 10**6:  # a moment in time: most land while it starts and computes, some while it writes
+            time.sleep(rng.uniform(0.5, 1.0) * seconds)
+            p.send_signal(signal.SIGKILL)
+        p.wait(timeout=300)
+        got, problem = tree(d), export_problem(d)
+        what = f'seed {seed} (step {at_step}, exit {p.returncode}): {problem}'
+        landed.append(p.returncode == -signal.SIGKILL)
+        print(what)
+        if mode == 'whole' or problem is None:
+            assert problem is None and (same_export(d, old) or same_export(d, new)), what
+            assert sorted(set(got) - {'notes.txt'}) == sorted([*FILES, MARKER]), what
+        else: assert 'incomplete' in problem or 'not a whole' in problem, what
+        if mode == 'replace': assert (d/'notes.txt').read_text() == 'mine', what
+    assert sum(landed) >= 5, landed
+    assert subprocess.run(cmd, capture_output=True, env=env | {'KILL_AT_STEP': str(10**6)}, timeout=300).returncode == 0
+    assert export_problem(d) is None and same_export(d, new) and not leftovers(d)
 
 
 def test_core_does_not_import_transformers(tmp_path):
