@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['KINDS', 'SIGNALS', 'Event', 'Events', 'ConsoleView', 'on_signals', 'interrupt', 'ignore_signals', 'StopRequest',
-           'stop_requests', 'signals_held']
+__all__ = ['KINDS', 'SIGNALS', 'Event', 'Events', 'ConsoleView', 'channel', 'on_signals', 'interrupt', 'ignore_signals',
+           'StopRequest', 'stop_requests', 'signals_held']
 
 # %% ../nbs/16_events.ipynb #9238a572
 KINDS = ('stage', 'progress', 'eval', 'checkpoint', 'message', 'end')
@@ -105,6 +105,11 @@ class ConsoleView:
     def close(self, stage: str = ''):
         "Close the bar of `stage` (all bars if `stage` is empty)."
         for name in [s for s in self.open if not stage or s == stage]: self.open.pop(name).close()
+
+# %% ../nbs/16_events.ipynb #2b7fedfd
+def channel(on_event=None, progress: bool = True, stage: str = '') -> Events:
+    "The events of `stage`: to `on_event` if given, else to a `ConsoleView` (`progress`) or nowhere."
+    return Events(on_event or (ConsoleView() if progress else (lambda event: None)), stage)
 
 # %% ../nbs/16_events.ipynb #772a35ad
 SIGNALS = (signal.SIGINT, signal.SIGTERM)

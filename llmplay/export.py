@@ -15,7 +15,7 @@ from . import __version__, pipeline
 from .model import GPTConfig, GPTModel
 from .tokenizer import SPACE_MARK, Tokenizer
 from .generation import SamplingSettings
-from .workspace import Workspace, read_json
+from .workspace import Workspace, read_json, sha256
 
 # %% auto #0
 __all__ = ['MAPPED', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', 'HUB_LICENSES', 'FILES', 'MARKER', 'architecture',
@@ -353,13 +353,6 @@ MARKER = '.llmplay-export.json'  # the files an export wrote and their SHA-256: 
 
 def _bytes(content: str | bytes) -> bytes: return content.encode('utf-8') if isinstance(content, str) else content
 
-def _sha256(path) -> str:
-    "The SHA-256 of the file at `path`, read a MiB at a time."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(1 << 20): h.update(chunk)
-    return h.hexdigest()
-
 def marker(files: dict[str, str | bytes]) -> str:
     "The marker of an export of `files`: the llmplay that wrote them and the SHA-256 of each, by name."
     digests = {name: hashlib.sha256(_bytes(content)).hexdigest() for name, content in files.items()}
@@ -382,7 +375,7 @@ def export_problem(folder) -> str | None:
     if (files := read_marker(folder)) is None:
         return (f'{folder} is not a whole llmplay export (no {MARKER}: an export was interrupted, or none was '
                 f'made): {again}')
-    if bad := [n for n, h in files.items() if not (folder/n).is_file() or _sha256(folder/n) != h]:
+    if bad := [n for n, h in files.items() if not (folder/n).is_file() or sha256(folder/n) != h]:
         return (f"{folder} holds an incomplete export ({', '.join(bad[:3])} not as {MARKER} lists: an export was "
                 f'interrupted, or the files were changed): {again}')
     return None
@@ -391,7 +384,7 @@ def export_problem(folder) -> str | None:
 def _unowned(out: Path) -> list[str]:
     "The names in the folder `out` that are not the export's: anything but its marker and its files, unchanged."
     ours = read_marker(out) or {}
-    mine = lambda p: p.name == MARKER or (p.name in ours and p.is_file() and _sha256(p) == ours[p.name])
+    mine = lambda p: p.name == MARKER or (p.name in ours and p.is_file() and sha256(p) == ours[p.name])
     return sorted(p.name for p in out.iterdir() if not mine(p))
 
 # %% ../nbs/11_export.ipynb #600dfa9f
@@ -459,7 +452,7 @@ def _replace_files(tmp: Path, out: Path, files: dict):
     old = read_marker(out) or {}
     for name in files: os.replace(tmp/name, out/name)
     for name, h in old.items():
-        if name not in files and (out/name).is_file() and _sha256(out/name) == h: (out/name).unlink()
+        if name not in files and (out/name).is_file() and sha256(out/name) == h: (out/name).unlink()
     os.replace(tmp/MARKER, out/MARKER)
     _fsync_dir(out)
 

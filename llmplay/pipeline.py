@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from .workspace import (DOC_SEP, STATE_NAMES, Check, Workspace, atomic_write, lock_holder, locked, one_pass,
                                read_json, sha256, stale_temp_files, state_of)
-from .events import ConsoleView, Events
+from .events import Events, channel
 from .sources import DEFAULT
 from .data import Corpus, DataCollector, check_corpus
 from .tokenizer import (Tokenizer, check_tokenized, check_tokenizer, check_vocab_size, load_tokens,
@@ -77,21 +77,17 @@ def format_status(st: dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/06_pipeline.ipynb #9e1e6b59
-def _events(on_event, progress: bool, stage: str) -> Events:
-    "The channel a stage reports to: `on_event`, else the console (or silence without `progress`)."
-    return Events(on_event or (ConsoleView() if progress else (lambda event: None)), stage)
-
 def collect(ws: Workspace, source=DEFAULT, api_url=None, lang='en', fallback=True, wait=False, on_event=None,
             progress=True, **query) -> dict:
     "Collect a corpus into `ws` from `source` (a name in `llmplay.sources.SOURCES`)."
-    events = _events(on_event, progress, 'collect')
+    events = channel(on_event, progress, 'collect')
     with locked(ws, 'llmplay collect', wait), one_pass():
         return DataCollector(ws, api_url=api_url, lang=lang).collect(source=source, fallback=fallback,
                                                                      on_event=events.sink, **query)
 
 def tokenize(ws: Workspace, vocab_size=None, wait=False, on_event=None, progress=True) -> dict:
     "Train the tokenizer on the corpus and encode the corpus with it."
-    events = _events(on_event, progress, 'tokenize')
+    events = channel(on_event, progress, 'tokenize')
     if vocab_size is not None: check_vocab_size(vocab_size)  # before the lock and the progress bar
     with locked(ws, 'llmplay tokenize', wait), one_pass():
         events.progress(0, 2, 'steps', note='training the tokenizer')
@@ -107,7 +103,7 @@ def train(ws: Workspace, preset: str | None = 'auto', more: float | None = None,
     "Train with `preset` and `overrides` (None: continue an interrupted run as it was), or `more` seconds more."
     cfg = make_config(preset, **overrides) if preset or overrides else None
     with one_pass(False):  # training rewrites the model and checkpoints: nothing read before is reused
-        return train_model(ws, cfg, on_event=_events(on_event, progress, 'train').sink, more=more, wait=wait)
+        return train_model(ws, cfg, on_event=channel(on_event, progress, 'train').sink, more=more, wait=wait)
 
 # %% ../nbs/06_pipeline.ipynb #3c5946a5
 def restore_corpus(ws: Workspace) -> bool:
@@ -175,7 +171,7 @@ def ensure_corpus(ws: Workspace, c: Check, events: Events, source: str, collect_
 def run(ws: Workspace, until=3, preset='auto', source=DEFAULT, collect_kw=None, vocab_size=None, train_kw=None,
         on_event=None, progress=True, wait=False) -> dict:
     "Bring `ws` to state `until` (at most 3), repairing or redoing only what is missing or broken; its status."
-    events = _events(on_event, progress, 'run')
+    events = channel(on_event, progress, 'run')
     if until >= 3: check_config(make_config(preset, **(train_kw or {})))  # a bad --set fails now, trained or not
     if vocab_size is not None: check_vocab_size(vocab_size)  # and so does a bad --vocab-size
     with locked(ws, 'llmplay run', wait), one_pass():
@@ -200,7 +196,7 @@ def run(ws: Workspace, until=3, preset='auto', source=DEFAULT, collect_kw=None, 
 # %% ../nbs/06_pipeline.ipynb #4f91e4c1
 def ensure_model(ws: Workspace, preset='auto', on_event=None, progress=True, **overrides) -> Check:
     "Make `ws.model` usable: restore it from a checkpoint, resume the interrupted run, or train, whichever is needed."
-    events = _events(on_event, progress, 'train')
+    events = channel(on_event, progress, 'train')
     with one_pass():
         list(good_checkpoints(ws, events, remove_damaged=True))
         c = check_model(ws)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .workspace import DOC_SEP, Workspace, atomic_write, locked, read_json
-from .events import ConsoleView, Events, stop_requests
+from .events import Events, channel, stop_requests
 from .model import GPTConfig, GPTModel, eval_mode
 from .hardware import Hardware
 from .tokenizer import Tokenizer, load_tokens
@@ -572,8 +572,7 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, 
     if more is not None: MORE.check(more)  # before anything is written
     asked = cfg or make_config()
     with join(asked.device) as world:  # under torchrun: this process's place among several
-        view = on_event or (ConsoleView() if progress else None)
-        events = Events(view if view and world.main else (lambda e: None), 'train')  # process 0 alone tells
+        events = channel(on_event if world.main else None, progress and world.main, 'train')  # process 0 alone tells
         with world.main_only(locked(ws, 'llmplay train', wait)), stop_requests() as stop:
             check_shared(ws, world)  # every process must see the workspace that process 0 writes
             data = TrainingData.load(ws, asked.val_fraction)
