@@ -12,8 +12,8 @@ from .recipe import FIT
 from .checkpoints import Checkpoint
 
 # %% auto #0
-__all__ = ['KNOBS', 'BETA', 'PRESETS', 'RUN_SETTINGS', 'TrainConfig', 'check_config', 'make_config', 'parse_set',
-           'resume_problem']
+__all__ = ['KNOBS', 'BETA', 'MLPS', 'OPTIMIZERS', 'PRESETS', 'RUN_SETTINGS', 'TrainConfig', 'check_config', 'make_config',
+           'parse_set', 'resume_problem']
 
 # %% ../nbs/18_config.ipynb #cd487b7c
 @dataclass
@@ -26,6 +26,11 @@ class TrainConfig:
     n_embd: int = knob(384, 1, 1 << 16, help='the width: numbers per token')
     dropout: float = knob(0.0, 0, 0.9, help='the share of activations dropped in training. 0: off')
     rope: bool = knob(True, help='rotary positions; False: a learned vector per position')
+    mlp: str = 'gelu'  # the MLP's nonlinearity, one of MLPS: gelu or relu2 (ReLU squared)
+    qk_norm: bool = knob(False, help='queries and keys scaled to unit RMS per head')
+    zero_init: bool = knob(False, help='output projections start at zero')
+    logit_cap: float = knob(0.0, 0, 1000, help='soft cap of the logits, cap * tanh(logits / cap). 0: off')
+    tied: bool = knob(True, help='the output layer shares the token embedding')
     # optimisation
     batch_size: int = knob(16, 1, 1 << 16, help='sequences per optimizer step, in all processes together')
     micro_batch_size: int = knob(0, 0, 1 << 16, help='the most sequences one process computes at once. 0: no limit')
@@ -36,6 +41,8 @@ class TrainConfig:
     weight_decay: float = knob(2.0, 0, 100, help='the pull of the weight matrices towards zero')
     grad_clip: float = knob(1.0, 0, 10**6, help="the gradient's largest norm. 0: no clipping")
     betas: tuple = (0.9, 0.99)  # AdamW's decay rates of its two moment estimates
+    optimizer: str = 'adamw'  # one of OPTIMIZERS: adamw, or muon (Muon for the blocks' matrices, AdamW for the rest)
+    cooldown: float = knob(0.0, 0, 1, help='the last share of the schedule, a straight line down. 0: a cosine')
     # evaluation, logging, checkpoints
     val_fraction: float = knob(0.1, 0.001, 0.5, help='the last part of the tokens, held out for evaluation')
     eval_interval: int = knob(200, 1, 10**12, help='steps between evaluations, without a time budget')
@@ -65,6 +72,8 @@ class TrainConfig:
 KNOBS = {f.name: Knob(f.name, type(f.default), f.default, **f.metadata) for f in fields(TrainConfig) if f.metadata}
 BETA = Knob('each of betas', float, 0.9, 0, 0.9999, 0.01, 'beta', "AdamW's decay rate of a moment estimate")
 
+MLPS, OPTIMIZERS = ('gelu', 'relu2'), ('adamw', 'muon')
+
 def _one_of(names) -> str: return ', '.join(names[:-1]) + ' or ' + names[-1]
 
 def check_config(cfg: TrainConfig):
@@ -78,6 +87,9 @@ def check_config(cfg: TrainConfig):
     if cfg.rope and (cfg.n_embd // cfg.n_head) % 2:
         raise ValueError(f'with rope, n_embd / n_head must be even, got {cfg.n_embd // cfg.n_head}')
     if cfg.min_lr > cfg.lr: raise ValueError(f'min_lr ({cfg.min_lr:g}) must not exceed lr ({cfg.lr:g})')
+    if cfg.mlp not in MLPS: raise ValueError(f'mlp must be {_one_of(MLPS)}, got {cfg.mlp!r}')
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f'optimizer must be {_one_of(OPTIMIZERS)}, got {cfg.optimizer!r}')
     if cfg.device not in DEVICES: raise ValueError(f'device must be {_one_of(DEVICES)}, got {cfg.device!r}')
     if cfg.precision not in PRECISIONS:
         raise ValueError(f'precision must be {_one_of(PRECISIONS)}, got {cfg.precision!r}')

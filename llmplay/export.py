@@ -25,13 +25,15 @@ __all__ = ['MAPPED', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', '
            'check_export', 'describe_check']
 
 # %% ../nbs/11_export.ipynb #ef9ad106
-MAPPED = ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'dropout', 'bias', 'rope')  # GPTConfig, as known
+MAPPED = ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'dropout', 'bias', 'rope',  # GPTConfig, as known
+          'zero_init')  # (only how the weights start); the other settings export at their defaults only
 MODEL_TYPES = {'GPT2LMHeadModel': 'gpt2', 'GPTNeoXForCausalLM': 'gpt_neox'}  # each architecture's `model_type`
 ROPE_BASE = 10000.0  # model.rope_angles' base, which GPTModel uses
 
 def architecture(config: GPTConfig) -> str:
     "The transformers class that computes what a `GPTModel` of `config` computes; a `ValueError` if none is known to."
-    if unknown := sorted({f.name for f in fields(config)} - set(MAPPED)):
+    changed = [f.name for f in fields(config) if getattr(config, f.name) != f.default]
+    if unknown := sorted(set(changed) - set(MAPPED)):
         raise ValueError(f"the model has settings this export does not know ({', '.join(unknown)}): no transformers "
                          "architecture is known to compute what it computes, so it is not exported")
     return 'GPTNeoXForCausalLM' if config.rope else 'GPT2LMHeadModel'

@@ -12,8 +12,8 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # %% auto #0
-__all__ = ['GPTConfig', 'KVCache', 'explicit_attention', 'rope_angles', 'apply_rope', 'CausalSelfAttention', 'MLP', 'Block',
-           'sample_next', 'GPTModel', 'Decoder', 'eval_mode', 'param_table']
+__all__ = ['GPTConfig', 'KVCache', 'explicit_attention', 'rope_angles', 'apply_rope', 'CausalSelfAttention', 'MLP', 'relu2',
+           'Block', 'sample_next', 'GPTModel', 'Decoder', 'eval_mode', 'param_table']
 
 # %% ../nbs/03_model.ipynb #9d645f2e
 @dataclass
@@ -27,6 +27,11 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False
     rope: bool = False  # rotary position embeddings; False: a learned vector per position, as GPT-2
+    mlp: str = 'gelu'  # the MLP's nonlinearity: 'gelu' (GPT-2) or 'relu2' (ReLU squared, as in the speedruns)
+    qk_norm: bool = False  # queries and keys scaled to unit RMS per head before attention
+    zero_init: bool = False  # output projections start at zero: every block starts as the identity
+    logit_cap: float = 0.0  # logits squashed smoothly into (-cap, cap) by cap * tanh(logits / cap). 0: off
+    tied: bool = True  # the output layer shares the token embedding's matrix
 
 # %% ../nbs/03_model.ipynb #4e6f305e
 class KVCache:
@@ -81,11 +86,12 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
+        self.n_head, self.dropout, self.layer, self.qk_norm = config.n_head, config.dropout, layer, config.qk_norm
 
     def forward(self, x, cache: KVCache | None = None, rope=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).transpose(1, 3).unbind(2)  # (B, H, T, hd)
+        if self.qk_norm: q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None: k, v = cache.update(self.layer, k, v)
         dropout_p = self.dropout if self.training else 0.0
@@ -101,14 +107,19 @@ class CausalSelfAttention(nn.Module):
 
 # %% ../nbs/03_model.ipynb #439d354f
 class MLP(nn.Module):
-    "The per-position feed-forward network: widen 4x, GELU, project back."
+    "The per-position feed-forward network: widen 4x, GELU (or ReLU squared), project back."
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
+        self.act = relu2 if config.mlp == 'relu2' else F.gelu
 
-    def forward(self, x): return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+    def forward(self, x): return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+def relu2(x):
+    "ReLU squared: zero below 0, x^2 above; as cheap as ReLU, and smooth where it turns on."
+    return F.relu(x).square()
 
 class Block(nn.Module):
     "One transformer block: x + attention(norm(x)), then x + mlp(norm(x))."
@@ -149,10 +160,12 @@ class GPTModel(nn.Module):
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying
+        if config.tied: self.lm_head.weight = self.wte.weight  # weight tying
         self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # residual projections start small
-            if name.endswith('c_proj.weight'): nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+        for name, p in self.named_parameters():  # residual projections start small (or at zero)
+            if name.endswith('c_proj.weight'):
+                if config.zero_init: nn.init.zeros_(p)
+                else: nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)): nn.init.normal_(module.weight, 0.0, 0.02)
@@ -180,8 +193,8 @@ class GPTModel(nn.Module):
         for block in self.blocks: x = block(x, cache, rope)
         if cache is not None: cache.pos += T
         x = self.ln_f(x)
-        if targets is None: return self.lm_head(x[:, -1:]), None
-        logits = self.lm_head(x)  # (B, T, V)
+        if targets is None: return self.head(x[:, -1:]), None
+        logits = self.head(x)  # (B, T, V)
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
     def step(self, idx, cache: KVCache):
@@ -192,7 +205,14 @@ class GPTModel(nn.Module):
         rope = (self.rope_cos[p:p + 1], self.rope_sin[p:p + 1]) if self.config.rope else None
         for block in self.blocks: x = block.forward(x, cache, rope)
         cache.pos += 1
-        return self.lm_head.forward(self.ln_f.forward(x[:, 0]))  # (B, V)
+        return self.head(self.ln_f.forward(x[:, 0]))  # (B, V)
+
+    def head(self, x):
+        "Logits from the final normalised vectors `x` (..., C): the output layer, then the soft cap if any."
+        logits = self.lm_head.forward(x)
+        if not self.config.logit_cap: return logits
+        cap = self.config.logit_cap
+        return cap * torch.tanh(logits / cap)
 
     @torch.inference_mode()
     def generate(self, idx, max_new_tokens: int, temperature=1.0, top_k=None, use_cache=True, generator=None):

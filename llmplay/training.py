@@ -27,9 +27,10 @@ from .parallel import World, check_shared, join, sync_gradients
 
 # %% auto #0
 __all__ = ['SAMPLE', 'MORE', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches', 'gpt_config',
-           'seed_everything', 'make_optimizer', 'new_phase', 'phase_lr', 'lr_at', 'bytes_per_token', 'evaluate',
-           'baselines', 'text_bits_per_byte', 'sample_text', 'RunState', 'training_step', 'step_seconds',
-           'TrainingData', 'Run', 'judge', 'describe_report', 'plan_run', 'start_run', 'train']
+           'seed_everything', 'make_optimizer', 'adamw', 'orthogonalise', 'Muon', 'Optimizers', 'new_phase', 'phase_lr',
+           'lr_at', 'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte', 'sample_text', 'RunState',
+           'training_step', 'step_seconds', 'TrainingData', 'Run', 'judge', 'describe_report', 'plan_run', 'start_run',
+           'train']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -88,27 +89,84 @@ def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator
 def gpt_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     "The model shape that `cfg` asks for, with the tokenizer's vocabulary."
     return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope)
+                     n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope, mlp=cfg.mlp, qk_norm=cfg.qk_norm,
+                     zero_init=cfg.zero_init, logit_cap=cfg.logit_cap, tied=cfg.tied)
 
 def seed_everything(seed: int):
     "Seed Python's, NumPy's and torch's random generators."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 # %% ../nbs/04_training.ipynb #1e9283ec
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    "AdamW with weight decay on the linear layers' weight matrices only; fused where this torch supports it."
+def make_optimizer(model: nn.Module, cfg: TrainConfig, hw: Hardware | None = None):
+    "AdamW with weight decay on the linear layers' weight matrices only (with `cfg.optimizer` 'muon': Muon for those)."
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
     rest = [p for p in params if p.dim() < 2 or id(p) in embeddings]
-    groups = [{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': rest, 'weight_decay': 0.0}]
+    if cfg.optimizer == 'muon':
+        return Optimizers(Muon(decay, cfg.lr, cfg.weight_decay, dtype=_muon_dtype(hw or Hardware.pick())),
+                          adamw([{'params': rest, 'weight_decay': 0.0}], cfg))
+    return adamw([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': rest, 'weight_decay': 0.0}], cfg)
+
+def _muon_dtype(hw: Hardware):  # bf16 where it is fast; a CPU without bf16 hardware would emulate it, ~14x slower
+    return torch.bfloat16 if hw.precision == 'bf16' else torch.float32
+
+def adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:
+    "AdamW over `groups`, fused where this torch supports it."
     try: return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
     except RuntimeError: return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
 
+# %% ../nbs/04_training.ipynb #2f2a19fd
+def orthogonalise(g, steps: int = 5, dtype=torch.bfloat16, eps: float = 1e-7):
+    "The matrix `g` (m, n) with its singular values pushed to ~1 by `steps` Newton-Schulz iterations (in `dtype`)."
+    a, b, c = 3.4445, -4.7750, 2.0315  # a quintic whose slope at 0 is steep: small singular values grow fast
+    x = g.to(dtype)
+    if g.size(0) > g.size(1): x = x.T
+    x = x / x.norm().clamp(min=eps)  # every singular value <= 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x.T if g.size(0) > g.size(1) else x).to(g.dtype)
+
+class Muon(torch.optim.Optimizer):
+    "Momentum SGD whose update of each weight matrix is orthogonalised (Muon), with decoupled weight decay."
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.95, steps: int = 5,
+                 dtype=torch.bfloat16):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, steps=steps))
+        self.dtype = dtype
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group['params']:
+                if p.grad is None: continue
+                buf = self.state[p].setdefault('momentum', torch.zeros_like(p))
+                buf.lerp_(p.grad, 1 - group['momentum'])
+                update = orthogonalise(p.grad.lerp(buf, group['momentum']), group['steps'], self.dtype)  # Nesterov
+                p.mul_(1 - group['lr'] * group['weight_decay'])
+                p.add_(update, alpha=-group['lr'] * 0.2 * max(p.shape) ** 0.5)  # AdamW's update size
+
+class Optimizers:
+    "Several optimizers as one: `step`, `zero_grad`, their `param_groups` and one state dict."
+    def __init__(self, *optimizers): self.optimizers = optimizers
+    @property
+    def param_groups(self): return [g for o in self.optimizers for g in o.param_groups]
+    def step(self):
+        for o in self.optimizers: o.step()
+    def zero_grad(self, set_to_none: bool = True):
+        for o in self.optimizers: o.zero_grad(set_to_none=set_to_none)
+    def state_dict(self) -> dict: return {'optimizers': [o.state_dict() for o in self.optimizers]}
+    def load_state_dict(self, state: dict):
+        if len(state.get('optimizers', ())) != len(self.optimizers):
+            raise ValueError('the saved optimizer state is of another optimizer')
+        for o, s in zip(self.optimizers, state['optimizers']): o.load_state_dict(s)
+
 # %% ../nbs/04_training.ipynb #adb0ec9a
-def new_phase(step: int, elapsed: float, peak: float, warmup: int, seconds: float | None, max_steps: int) -> dict:
-    "A schedule from `step` (at `elapsed` s): warmup to `peak`, then a cosine decay over `seconds` or `max_steps`."
-    return dict(step=step, elapsed=elapsed, peak=peak, warmup=warmup, seconds=seconds, max_steps=max_steps)
+def new_phase(step: int, elapsed: float, peak: float, warmup: int, seconds: float | None, max_steps: int,
+              cooldown: float = 0.0) -> dict:
+    "A schedule from `step` (at `elapsed` s): warmup to `peak`, then decay over `seconds` or `max_steps`."
+    return dict(step=step, elapsed=elapsed, peak=peak, warmup=warmup, seconds=seconds, max_steps=max_steps,
+                cooldown=cooldown)  # cooldown 0: a cosine; else the last `cooldown` of it a straight line down
 
 def phase_lr(phase: dict, floor: float, step: int, elapsed: float) -> float:
     "The learning rate at `step` and `elapsed` seconds of the schedule `phase` (decaying to `floor`)."
@@ -116,12 +174,13 @@ def phase_lr(phase: dict, floor: float, step: int, elapsed: float) -> float:
     if k < phase['warmup']: return phase['peak'] * (k + 1) / (phase['warmup'] + 1)
     progress = (k - phase['warmup']) / max(1, phase['max_steps'] - phase['step'] - phase['warmup'])
     if phase['seconds']: progress = max(progress, t / phase['seconds'])  # the faster of the two clocks
-    floor = min(floor, phase['peak'])
-    return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (phase['peak'] - floor)
+    floor, progress, cooldown = min(floor, phase['peak']), min(progress, 1.0), phase.get('cooldown', 0.0)
+    if cooldown: return floor + min(1.0, (1 - progress) / cooldown) * (phase['peak'] - floor)  # warmup-stable-decay
+    return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (phase['peak'] - floor)
 
 def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
-    "The learning rate of a run with `cfg` at `step` (and `elapsed` seconds): warmup, then cosine decay to `min_lr`."
-    phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps)
+    "The learning rate of a run with `cfg` at `step` (and `elapsed` seconds): warmup, then decay to `min_lr`."
+    phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps, cfg.cooldown)
     return phase_lr(phase, cfg.min_lr, step, elapsed or 0.0)
 
 # %% ../nbs/04_training.ipynb #513a2a49
@@ -244,7 +303,7 @@ def step_seconds(cfg, vocab_size: int, hw: Hardware, steps: int = 3) -> float:
     "Seconds per training step of `cfg`'s shape on `hw`: the fastest of `steps`, after a warm-up, on random ids."
     torch.manual_seed(0)
     model = GPTModel(gpt_config(cfg, vocab_size)).to(hw.device)
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, hw)
     x = torch.randint(vocab_size, (cfg.batch_size, cfg.block_size), device=hw.device)  # (B, T) random ids
     training_step(model, opt, x, x, hw, cfg.grad_clip)
     times = []
@@ -286,14 +345,14 @@ class Run:
         self.gpt_config = gpt_config(cfg, data.tokenizer.vocab_size)
         seed_everything(cfg.seed)
         self.model = GPTModel(self.gpt_config).to(self.hw.device)
-        self.opt = make_optimizer(self.model, cfg)
+        self.opt = make_optimizer(self.model, cfg, self.hw)
         # what computes the steps: the model (compiled if asked); with several processes, wrapped to average gradients
         self.step_model = world.wrap(torch.compile(self.model) if cfg.compile else self.model)
         self.rng = torch.Generator().manual_seed(cfg.seed)  # the batches' own random stream: checkpoints save it
         self.batches = batches(data.train, cfg.block_size, cfg.batch_size, self.rng, self.hw.device == 'cuda',
                                world.rank, world.size)  # with several processes: this one's share of every batch
         self.state = RunState(secrets.token_hex(6))
-        self.state.phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps)
+        self.state.phase = new_phase(0, 0.0, cfg.lr, cfg.warmup_steps, cfg.time_budget, cfg.max_steps, cfg.cooldown)
         self.state.next_eval = self.eval_every()
         self.tokens_per_step, self.in_step, self.stopped = cfg.batch_size * cfg.block_size, False, False
         self.loss_sum, self.loss_steps, self.busy = torch.zeros((), device=self.hw.device), 0, 0.0  # since the last row
@@ -328,7 +387,8 @@ class Run:
         "Train a finished run `seconds` more, on a new short schedule (warmup, then cosine from half the peak to 0)."
         s = self.state
         s.finished, expected = False, seconds / max(s.elapsed / max(s.step, 1), 1e-9)
-        s.phase = new_phase(s.step, s.elapsed, self.cfg.lr / 2, int(min(200, max(5, expected / 20))), seconds, 10**12)
+        s.phase = new_phase(s.step, s.elapsed, self.cfg.lr / 2, int(min(200, max(5, expected / 20))), seconds, 10**12,
+                            self.cfg.cooldown)
         s.next_eval = s.elapsed + seconds / self.cfg.evals_per_run
 
     def start(self):

@@ -166,7 +166,10 @@ def test_export_refuses_what_it_cannot_do(exported, tmp_path):
     assert (tmp_path/'notes.txt').read_text() == 'mine' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
     from dataclasses import make_dataclass
     Wider = make_dataclass('Wider', [('mlp_ratio', int, 4)], bases=(GPTConfig,))
-    with pytest.raises(ValueError, match='mlp_ratio'): architecture(Wider(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match='mlp_ratio'):  # a setting no mapping knows, away from its default
+        architecture(Wider(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8, mlp_ratio=3))
+    with pytest.raises(ValueError, match='qk_norm'):
+        architecture(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8, qk_norm=True))
     with pytest.raises(FileNotFoundError): export(Workspace(tmp_path/'empty'), tmp_path/'out')
 
 
