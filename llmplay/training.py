@@ -5,7 +5,7 @@
 # %% ../nbs/04_training.ipynb #f234e09f
 from __future__ import annotations
 import gzip, json, lzma, math, random, secrets, time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -88,9 +88,8 @@ def batches(tokens, block_size: int, batch_size: int, generator: torch.Generator
 # %% ../nbs/04_training.ipynb #17138faf
 def gpt_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     "The model shape that `cfg` asks for, with the tokenizer's vocabulary."
-    return GPTConfig(vocab_size=vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout, rope=cfg.rope, mlp=cfg.mlp, qk_norm=cfg.qk_norm,
-                     zero_init=cfg.zero_init, logit_cap=cfg.logit_cap, tied=cfg.tied)
+    shape = {f.name: getattr(cfg, f.name) for f in fields(GPTConfig) if hasattr(cfg, f.name)}  # the names they share
+    return GPTConfig(**{**shape, 'vocab_size': vocab_size})
 
 def seed_everything(seed: int):
     "Seed Python's, NumPy's and torch's random generators."
@@ -104,12 +103,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, hw: Hardware | None = Non
     decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
     rest = [p for p in params if p.dim() < 2 or id(p) in embeddings]
     if cfg.optimizer == 'muon':
-        return Optimizers(Muon(decay, cfg.lr, cfg.weight_decay, dtype=_muon_dtype(hw or Hardware.pick())),
+        bf16 = (hw or Hardware.pick()).precision == 'bf16'  # else fp32: a CPU without bf16 hardware emulates it slowly
+        return Optimizers(Muon(decay, cfg.lr, cfg.weight_decay, dtype=torch.bfloat16 if bf16 else torch.float32),
                           adamw([{'params': rest, 'weight_decay': 0.0}], cfg))
     return adamw([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': rest, 'weight_decay': 0.0}], cfg)
-
-def _muon_dtype(hw: Hardware):  # bf16 where it is fast; a CPU without bf16 hardware would emulate it, ~14x slower
-    return torch.bfloat16 if hw.precision == 'bf16' else torch.float32
 
 def adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:
     "AdamW over `groups`, fused where this torch supports it."
@@ -120,13 +117,13 @@ def adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:
 def orthogonalise(g, steps: int = 5, dtype=torch.bfloat16, eps: float = 1e-7):
     "The matrix `g` (m, n) with its singular values pushed to ~1 by `steps` Newton-Schulz iterations (in `dtype`)."
     a, b, c = 3.4445, -4.7750, 2.0315  # a quintic whose slope at 0 is steep: small singular values grow fast
-    x = g.to(dtype)
-    if g.size(0) > g.size(1): x = x.T
+    tall = g.size(0) > g.size(1)
+    x = g.to(dtype).T if tall else g.to(dtype)
     x = x / x.norm().clamp(min=eps)  # every singular value <= 1
     for _ in range(steps):
         gram = x @ x.T
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return (x.T if g.size(0) > g.size(1) else x).to(g.dtype)
+    return (x.T if tall else x).to(g.dtype)
 
 class Muon(torch.optim.Optimizer):
     "Momentum SGD whose update of each weight matrix is orthogonalised (Muon), with decoupled weight decay."
@@ -140,7 +137,9 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group['params']:
                 if p.grad is None: continue
-                buf = self.state[p].setdefault('momentum', torch.zeros_like(p))
+                state = self.state[p]
+                if 'momentum' not in state: state['momentum'] = torch.zeros_like(p)
+                buf = state['momentum']
                 buf.lerp_(p.grad, 1 - group['momentum'])
                 update = orthogonalise(p.grad.lerp(buf, group['momentum']), group['steps'], self.dtype)  # Nesterov
                 p.mul_(1 - group['lr'] * group['weight_decay'])
@@ -384,7 +383,7 @@ class Run:
         atomic_write(self.ws.train_log, b'')
 
     def more(self, seconds: float):
-        "Train a finished run `seconds` more, on a new short schedule (warmup, then cosine from half the peak to 0)."
+        "Train a finished run `seconds` more, on a new short schedule (warmup, then a decay from half the peak to 0)."
         s = self.state
         s.finished, expected = False, seconds / max(s.elapsed / max(s.step, 1), 1e-9)
         s.phase = new_phase(s.step, s.elapsed, self.cfg.lr / 2, int(min(200, max(5, expected / 20))), seconds, 10**12,
