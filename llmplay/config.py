@@ -44,7 +44,7 @@ class TrainConfig:
     optimizer: str = 'adamw'  # one of OPTIMIZERS: adamw, or muon (Muon for the blocks' matrices, AdamW for the rest)
     cooldown: float = knob(0.0, 0, 1, help='the last share of the schedule, a straight line down. 0: a cosine')
     # evaluation, logging, checkpoints
-    val_fraction: float = knob(0.1, 0.001, 0.5, help='the last part of the tokens, held out for evaluation')
+    val_fraction: float = knob(0.01, 0.001, 0.5, help='the last part of the tokens, held out for evaluation')
     eval_interval: int = knob(200, 1, 10**12, help='steps between evaluations, without a time budget')
     evals_per_run: int = knob(10, 1, 10**4, help='evaluations in a time budget')
     eval_steps: int = knob(10, 1, 10**6, help='batches per evaluation')

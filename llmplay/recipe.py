@@ -11,7 +11,8 @@ from .events import Events
 from .hardware import Hardware
 
 # %% auto #0
-__all__ = ['FIT', 'LADDER', 'TOKENS_PER_PARAM', 'count_params', 'flops_per_token', 'with_shape', 'fit_recipe']
+__all__ = ['FIT', 'LADDER', 'TOKENS_PER_PARAM', 'FIT_CHECK', 'REFIT_TOLERANCE', 'count_params', 'flops_per_token', 'with_shape',
+           'step_work', 'fit_recipe', 'rung_of', 'retimed', 'misfit']
 
 # %% ../nbs/14_recipe.ipynb #939f6f74
 FIT = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'weight_decay', 'warmup_steps', 'eval_steps')
@@ -38,23 +39,28 @@ def with_shape(cfg, rung):
                    lr=lr, weight_decay=weight_decay, fit=(), fitted=cfg.fit)
 
 # %% ../nbs/14_recipe.ipynb #2fea9ce8
-def fit_recipe(cfg, vocab_size: int, hw: Hardware, step_seconds, on_event=None) -> tuple:
+def step_work(cfg, vocab_size: int) -> float:
+    "The FLOPs of one training step of `cfg`'s shape and batch."
+    return flops_per_token(cfg, vocab_size) * cfg.block_size * cfg.batch_size
+
+def fit_recipe(cfg, vocab_size: int, hw: Hardware, step_seconds, on_event=None, verb: str = 'fitted') -> tuple:
     "`cfg` with its `fit` settings chosen for its budget from this machine's speed (`step_seconds(cfg, V, hw)`); why."
     budget, t0, timed = cfg.time_budget * 0.95, time.perf_counter(), {}  # ~5% of the budget goes to evaluations
+    rung = lambda i: with_shape(cfg, LADDER[i])
     def tokens_per_param(i, seconds):
-        c = with_shape(cfg, LADDER[i])
+        c = rung(i)
         return budget / seconds * c.batch_size * c.block_size / count_params(c.n_layer, c.n_embd, vocab_size)
-    def guess(i, j):  # rung i's step time from rung j's: in proportion to the work of a step
-        work = lambda k: flops_per_token(with_shape(cfg, LADDER[k]), vocab_size) * LADDER[k][3] * LADDER[k][4]
-        return timed[j] * work(i) / work(j)
+    def guess(i):  # rung i's step time from the largest timed rung's: in proportion to the work of a step
+        j = max(timed)
+        return timed[j] * step_work(rung(i), vocab_size) / step_work(rung(j), vocab_size)
     chosen = 0
     for i in range(len(LADDER)):
-        if timed and tokens_per_param(i, guess(i, max(timed))) < TOKENS_PER_PARAM / 2: break  # far too slow to time
-        timed[i] = step_seconds(with_shape(cfg, LADDER[i]), vocab_size, hw)
+        if timed and tokens_per_param(i, guess(i)) < TOKENS_PER_PARAM / 2: break  # far too slow to time
+        timed[i] = step_seconds(rung(i), vocab_size, hw)
         if tokens_per_param(i, timed[i]) < TOKENS_PER_PARAM: break
         chosen = i
     steps = budget / timed[chosen]
-    fitted = replace(with_shape(cfg, LADDER[chosen]), **{  # warmup ~5% of the steps; evaluations ~15% of the budget
+    fitted = replace(rung(chosen), **{  # warmup ~5% of the steps; evaluations ~15% of the budget
         'warmup_steps': int(min(200, max(10, steps / 20))),
         'eval_steps': int(min(20, max(2, steps * 0.15 / cfg.evals_per_run))),
         **{k: getattr(cfg, k) for k in FIT if k not in cfg.fit}})  # what is pinned stays
@@ -62,10 +68,32 @@ def fit_recipe(cfg, vocab_size: int, hw: Hardware, step_seconds, on_event=None) 
     tokens = steps * fitted.batch_size * fitted.block_size
     shape = f'{fitted.n_layer} layers, {fitted.n_head} heads, width {fitted.n_embd}, context {fitted.block_size}'
     why = {'hardware': hw.describe(), 'tokens_per_s': tokens / budget, 'probe_seconds': time.perf_counter() - t0,
-           'n_params': n, 'tokens': tokens, 'tokens_per_param': tokens / n, 'steps': steps, 'shape': shape}
+           'n_params': n, 'tokens': tokens, 'tokens_per_param': tokens / n, 'steps': steps, 'shape': shape,
+           'rung': chosen, 'step_seconds': [timed[i] for i in sorted(timed)]}
     Events(on_event, 'train').say(
-        f"fitted recipe: {why['hardware']}, ~{why['tokens_per_s']:,.0f} tokens/s -> {why['shape']}, batch "
+        f"{verb} recipe: {why['hardware']}, ~{why['tokens_per_s']:,.0f} tokens/s -> {why['shape']}, batch "
         f"{fitted.batch_size}, lr {fitted.lr:g}, weight decay {fitted.weight_decay:g} ({n / 1e6:.2f}M parameters, "
-        f"~{tokens / 1e6:.1f}M tokens in {cfg.time_budget:g} s = {tokens / n:.1f} tokens per parameter; "
-        f"timed in {why['probe_seconds']:.1f} s)")
+        f"~{tokens / 1e6:.1f}M tokens in {cfg.time_budget:.0f} s = {tokens / n:.1f} tokens per parameter; " +
+        (f"timed in {why['probe_seconds']:.1f} s)" if verb == 'fitted' else "from the run's real speed)"))
     return fitted, why
+
+# %% ../nbs/14_recipe.ipynb #fdbadd58
+FIT_CHECK = 0.03       # the share of a fitted run's budget after which its real speed is checked against the probe
+REFIT_TOLERANCE = 1.3  # a run this many times faster or slower than its probe said is fitted again
+
+def rung_of(cfg) -> int:
+    "The index in `LADDER` of `cfg`'s shape and batch."
+    return [r[:5] for r in LADDER].index((cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.batch_size))
+
+def retimed(seconds: list, scale: float):
+    "A `step_seconds` from a probe's timings of the ladder's first rungs, each times `scale` (larger rungs: by work)."
+    def step_seconds(cfg, vocab_size: int, hw: Hardware) -> float:
+        i, j = rung_of(cfg), len(seconds) - 1
+        if i <= j: return seconds[i] * scale
+        return seconds[j] * scale * step_work(cfg, vocab_size) / step_work(with_shape(cfg, LADDER[j]), vocab_size)
+    return step_seconds
+
+def misfit(why: dict, real_step_seconds: float) -> float | None:
+    "The real step time over the probe's for the chosen rung, when they differ by more than `REFIT_TOLERANCE`."
+    scale = real_step_seconds / why['step_seconds'][why['rung']]
+    return None if 1 / REFIT_TOLERANCE <= scale <= REFIT_TOLERANCE else scale

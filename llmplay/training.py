@@ -22,15 +22,15 @@ from .generation import SamplingSettings, generate
 from .config import KNOBS, TrainConfig, make_config, resume_problem
 from .checkpoints import (Checkpoint, latest_checkpoint, load_checkpoint, read_model, read_train_log,
                                  run_unfinished, save_checkpoint, save_model)
-from .recipe import fit_recipe
+from .recipe import FIT_CHECK, fit_recipe, misfit, retimed
 from .parallel import World, check_shared, join, sync_gradients
 
 # %% auto #0
-__all__ = ['SAMPLE', 'MORE', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches', 'gpt_config',
-           'seed_everything', 'make_optimizer', 'adamw', 'orthogonalise', 'Muon', 'Optimizers', 'new_phase', 'phase_lr',
-           'lr_at', 'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte', 'sample_text', 'RunState',
-           'training_step', 'step_seconds', 'TrainingData', 'Run', 'judge', 'describe_report', 'plan_run', 'start_run',
-           'train']
+__all__ = ['MIN_VAL_TOKENS', 'SAMPLE', 'MORE', 'get_batch', 'TextDataset', 'split_tokens', 'RandomWindows', 'batches',
+           'gpt_config', 'seed_everything', 'make_optimizer', 'adamw', 'orthogonalise', 'Muon', 'Optimizers',
+           'new_phase', 'phase_lr', 'lr_at', 'bytes_per_token', 'evaluate', 'baselines', 'text_bits_per_byte',
+           'sample_text', 'RunState', 'training_step', 'step_seconds', 'TrainingData', 'Run', 'judge',
+           'describe_report', 'plan_run', 'start_run', 'check_fit', 'train']
 
 # %% ../nbs/04_training.ipynb #14a1c03c
 def get_batch(tokens, starts, block_size: int):
@@ -58,9 +58,11 @@ class TextDataset(Dataset):
         return get_batch(self.tokens, indices, self.block_size)
 
 # %% ../nbs/04_training.ipynb #f08b114a
-def split_tokens(tokens, val_fraction: float = 0.1):
-    "The `tokens` split in two contiguous parts: training (first) and validation (the last `val_fraction`)."
-    n_val = int(len(tokens) * val_fraction)
+MIN_VAL_TOKENS = 4096  # the fewest tokens a validation figure is taken on (unless a tenth of the corpus is fewer)
+
+def split_tokens(tokens, val_fraction: float = 0.01):
+    "The `tokens` split in two contiguous parts: training, then validation (the last `val_fraction`, or a floor)."
+    n_val = max(int(len(tokens) * val_fraction), min(MIN_VAL_TOKENS, len(tokens) // 10))
     return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
 
 # %% ../nbs/04_training.ipynb #96f3c8e9
@@ -425,6 +427,13 @@ class Run:
         s = self.state
         return s.step % self.cfg.ckpt_interval == 0 or self.elapsed() - s.last_checkpoint >= self.cfg.ckpt_seconds
 
+    def fit_check_due(self) -> bool:
+        "Whether a freshly fitted run has trained long enough (`FIT_CHECK` of its budget) to check its probe."
+        r = self.recipe
+        return (r is not None and not {'real_tokens_per_s', 'probe'} & set(r) and self.processes == 1
+                and not self.cfg.compile and self.state.step >= 5  # (a compiled run's first steps compile)
+                and self.elapsed() >= FIT_CHECK * self.cfg.time_budget)
+
     def step(self):
         "One optimisation step (with several processes: on this process's share of the batch)."
         s, cfg = self.state, self.cfg
@@ -519,7 +528,8 @@ class Run:
         self.checkpoint()
         if not self.main: return
         n, evals = self.model.num_params(), [r for r in read_train_log(self.ws) if r.get('val_bpb') is not None]
-        self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': n,
+        speed = self.trained_steps * self.tokens_per_step / self.train_time if self.train_time else None
+        self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': n, 'tokens_per_s': speed,
                        'tokens_per_param': s.tokens / n, 'best_step': s.best_step, 'best_val_bpb': s.best_val_bpb,
                        'baselines': baselines, 'hardware': self.hw.describe(), 'recipe': self.recipe,
                        'processes': self.processes}
@@ -573,6 +583,11 @@ def describe_report(report: dict) -> str:
         lines.append(f"validation: {report['best_val_bpb']:.3f} bits per byte (best, step {report['best_step']:,})" + (
             f"; on the same text gzip needs {b['gzip']:.2f}, lzma {b['lzma']:.2f}, counting tokens {b['unigram']:.2f}, "
             f"counting pairs of tokens {b['bigram']:.2f}" if b else ''))
+    r, speed = report.get('recipe'), report.get('tokens_per_s')
+    if r and speed:  # the probe's estimate beside the run's real speed
+        probe = r.get('probe', r)
+        lines.append(f"speed: {speed:,.0f} tokens/s; the start-up probe estimated {probe['tokens_per_s']:,.0f}" +
+                     (f", so the recipe was fitted again after {FIT_CHECK:.0%} of the budget" if 'probe' in r else ''))
     return '\n'.join(lines + [report['verdict']])
 
 # %% ../nbs/04_training.ipynb #26e99fd6
@@ -622,6 +637,27 @@ def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume
     world.reseed(cfg.seed + run.state.step)  # several processes: each draws dropout masks of its own
     return run
 
+def check_fit(run: Run) -> Run:
+    "`run`, or a new run of the shape that its real speed fits, when that speed is far from what the probe timed."
+    spent, r = run.elapsed(), run.recipe
+    real = spent / run.state.step
+    r['real_tokens_per_s'] = run.tokens_per_step / real
+    scale = misfit(r, real)
+    if scale is None: return run
+    asked = replace(run.cfg, fit=run.cfg.fitted, fitted=(), time_budget=run.cfg.time_budget - spent)
+    cfg, recipe = fit_recipe(asked, run.data.tokenizer.vocab_size, run.hw, retimed(r['step_seconds'], scale),
+                             run.events, 're-fitted')
+    run.events.message(f"the start-up probe timed {r['tokens_per_s']:,.0f} tokens/s, the run trains at "
+                       f"{r['real_tokens_per_s']:,.0f}: " + ("the same shape fits; going on" if recipe['rung'] == r['rung']
+                                                            else f"starting again with {recipe['shape']}"))
+    if recipe['rung'] == r['rung']: return run
+    run.close()
+    new = Run(run.ws, cfg, run.data, run.events, run.world)
+    new.recipe = {**recipe, 'probe': r}  # what the start-up probe said, beside what the run found
+    new.start_fresh()
+    new.start()
+    return new
+
 # %% ../nbs/04_training.ipynb #a1c0f00e
 MORE = replace(KNOBS['time_budget'], name='more', help='seconds more of training')  # the range of --time-budget
 
@@ -643,6 +679,7 @@ def train(ws: Workspace, cfg: TrainConfig | None = None, progress: bool = True, 
             try:
                 while not run.done():
                     run.step()
+                    if run.fit_check_due(): run = check_fit(run); s = run.state
                     stopping = run.agree(stop.requested)  # one clock for all; all stop if one was asked to
                     if run.eval_due(): run.evaluate()
                     elif s.step % run.cfg.log_interval == 0: run.log()
