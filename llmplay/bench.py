@@ -17,7 +17,7 @@ from .model import GPTConfig, GPTModel
 from .hardware import Hardware, cpu_has_fast_bf16, for_inference, pick_precision
 from .tokenizer import Tokenizer, _documents, load_tokens, tokenize_corpus, train_tokenizer
 from .config import make_config, parse_set
-from .training import step_seconds, make_optimizer, text_bits_per_byte, train, training_step
+from .training import MIN_VAL_TOKENS, step_seconds, make_optimizer, text_bits_per_byte, train, training_step
 from .checkpoints import load_checkpoint
 from .recipe import flops_per_token
 from .parallel import train_speed
@@ -25,10 +25,11 @@ from .export import hf_weights
 from . import pipeline
 
 # %% auto #0
-__all__ = ['SHAPES', 'RECIPE', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad', 'matmul',
-           'Shape', 'train_step', 'machine_precisions', 'bench_training', 'peak_rss_mb', 'hf_gpt2', 'bench_generation',
-           'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess', 'quiet_step_seconds', 'sweep',
-           'bench_processes', 'format_row', 'format_table', 'run_benchmarks', 'parse_args', 'main']
+__all__ = ['SHAPES', 'RECIPE', 'BABY', 'CHARS', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad',
+           'matmul', 'Shape', 'train_step', 'machine_precisions', 'bench_training', 'peak_rss_mb', 'hf_gpt2',
+           'bench_generation', 'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess', 'quiet_step_seconds',
+           'sweep', 'anchor_run', 'bench_processes', 'format_row', 'format_table', 'run_benchmarks', 'parse_args',
+           'main']
 
 # %% ../nbs/08_benchmark.ipynb #d7463eb8
 def cpu_name() -> str:
@@ -222,27 +223,31 @@ def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     n = int(len(text) * train_fraction)
     return text[:n], text[n:]
 
-def held_out_workspace(root, text: str, vocab_size: int | None = None) -> tuple[Workspace, str, float]:
+def held_out_workspace(root, text: str, vocab_size: int | None = None,
+                       tokenizer: dict | None = None) -> tuple[Workspace, str, float]:
     "A workspace whose tokenizer saw only the first 90% of `text`; the held-out text; the `val_fraction` of its tokens."
     train_text, val_text = split_text(text)
     ws = Workspace(Path(root))
     atomic_write(ws.corpus, train_text)
-    train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size else {}))
+    train_tokenizer(ws, **({'vocab_size': vocab_size} if vocab_size else {}), **(tokenizer or {}))
     atomic_write(ws.corpus, train_text + DOC_SEP + val_text)
     tokenize_corpus(ws)
     tokens = load_tokens(ws)
     train_docs = len(_documents(train_text.encode()))  # each document's tokens end with eos
     n_val = len(tokens) - 1 - np.flatnonzero(tokens == Tokenizer.load(ws).eos_id)[train_docs - 1]
+    if n_val < MIN_VAL_TOKENS:  # training would hold out that many, some of them from the training text
+        raise ValueError(f"the last 10% of the text is {n_val:,} tokens, fewer than the {MIN_VAL_TOKENS:,} a validation "
+                         "figure takes: give a longer text (100 KB or more)")
     return ws, val_text, float((n_val + 0.5) / len(tokens))
 
 RECIPE = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'min_lr', 'weight_decay', 'dropout', 'rope')
 
 def quality_run(text_file, time_budget: float = 300, vocab_size: int | None = None, preset: str = 'small',
-                **overrides) -> dict:
+                tokenizer: dict | None = None, **overrides) -> dict:
     "Train `preset` (and `overrides`) for `time_budget` s on the first 90% of `text_file`; bits per char on the rest."
     text = Path(text_file).read_text(encoding='utf-8')
     with tempfile.TemporaryDirectory(prefix='llmplay-bench-') as root:
-        ws, val_text, val_fraction = held_out_workspace(root, text, vocab_size)
+        ws, val_text, val_fraction = held_out_workspace(root, text, vocab_size, tokenizer)
         tok = Tokenizer.load(ws)
         cfg = make_config(preset, **{'time_budget': time_budget, 'val_fraction': val_fraction, **overrides})
         summary = train(ws, cfg, progress=False)
@@ -294,6 +299,16 @@ def sweep(text_file, candidates: list[dict], time_budget: float, log=None, prese
             with open(log, 'a') as f: f.write(json.dumps(rows[-1]) + '\n')
     return rows
 
+# %% ../nbs/08_benchmark.ipynb #556a6b56
+BABY = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100,
+            weight_decay=0.1, betas=(0.9, 0.99), rope=False, dropout=0.0, precision='fp32')  # nanoGPT's CPU baby
+CHARS = dict(model_type='char', hard_vocab_limit=False)  # a piece per character (and the 256 bytes, for the rest)
+
+def anchor_run(text_file, time_budget: float = 300, **budget) -> dict:
+    "nanoGPT's baby config, a piece per character, trained and scored as `quality_run` does: the anchor of a session."
+    row = quality_run(text_file, time_budget, vocab_size=400, preset='small', tokenizer=CHARS, **{**BABY, **budget})
+    return row | {'anchor': "nanoGPT's baby config"}
+
 # %% ../nbs/08_benchmark.ipynb #c98f9a9a
 def bench_processes(nprocs=(1, 2), preset: str = 'small', steps: int = 20) -> list[dict]:
     "Training tokens/s of `llmplay train` in each of `nprocs` processes on the sample corpus, the cores shared out."
@@ -325,8 +340,10 @@ def format_row(r: dict) -> tuple[str, str, str]:
         return (f"train {r['preset']} in {procs} x {r['threads']} thread(s)",
                 f"{r['tokens_per_s']:,.0f} tokens/s ({r['vs_one']:.2f}x one process)",
                 f"loss {r['loss']:.3f} after {r['steps']} steps")
-    return (f"quality {r['preset']}, {r['time_budget']:g} s on {Path(r['text_file']).name}",
-            f"{r['bits_per_char']:.3f} bits/char ({r['bits_per_byte']:.3f} bits/byte)",
+    who = f"anchor: {r['anchor']}" if r.get('anchor') else f"quality {r['preset']}"
+    vs = f", {r['vs_anchor']:+.3f} vs the anchor" if r.get('vs_anchor') is not None else ''
+    return (f"{who}, {r['time_budget']:g} s on {Path(r['text_file']).name}",
+            f"{r['bits_per_char']:.3f} bits/char ({r['bits_per_byte']:.3f} bits/byte){vs}",
             f"{r['n_layer']}/{r['n_head']}/{r['n_embd']}/{r['block_size']}/{r['batch_size']}, lr {r['lr']:g}, "
             f"wd {r['weight_decay']:g}: {r['steps']:,} steps, {r['tokens_per_s']:,.0f} tokens/s, {r['precision']}, "
             f"vocab {r['vocab_size']}, peak RSS {r['peak_rss_mb']:,.0f} MB")
@@ -360,12 +377,18 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
                                                                 repeats=a.gen_repeats, precision=a.gen_precision)]
     if 'quality' in only and a.text_file:
         overrides = parse_set(a.set)
+        if a.anchor:  # first, in the same session: the figure the others are read against
+            anchor = in_subprocess(anchor_run, text_file=a.text_file, time_budget=a.time_budget)
+            rows.append(anchor | {'command': _command('--only', 'quality', '--text-file', a.text_file,
+                                                      '--time-budget', a.time_budget, '--anchor-only')})
+        if a.anchor_only: return rows
         r = in_subprocess(quality_run, text_file=a.text_file, time_budget=a.time_budget, vocab_size=a.vocab_size,
                           preset=a.preset, **overrides)
+        if a.anchor: r['vs_anchor'] = r['bits_per_char'] - anchor['bits_per_char']
         extra = ['--vocab-size', a.vocab_size] if a.vocab_size else []
         rows.append(r | {'command': _command('--only', 'quality', '--text-file', a.text_file, '--time-budget',
                                              a.time_budget, '--preset', a.preset, *extra,
-                                             *(['--set', *a.set] if a.set else []))})
+                                             *(['--set', *a.set] if a.set else []), '--no-anchor')})
     if 'processes' in only:
         nprocs = [int(n) for n in a.nproc.split(',')]
         again = _command('--only', 'processes', '--nproc', a.nproc, '--proc-preset', a.proc_preset,
@@ -395,6 +418,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='training preset for --text-file (default: auto, the recipe fitted to this machine)')
     p.add_argument('--vocab-size', type=int,
                    help='tokenizer vocabulary for --text-file (default: the tokenizer default)')
+    p.add_argument('--anchor', action=argparse.BooleanOptionalAction, default=True,
+                   help="with --text-file, first train nanoGPT's baby config, the anchor the figure is read against")
+    p.add_argument('--anchor-only', action='store_true', help='with --text-file, train only the anchor')
     p.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override a training setting (JSON value)')
     p.add_argument('--nproc', default='1,2',

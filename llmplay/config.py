@@ -31,6 +31,7 @@ class TrainConfig:
     zero_init: bool = knob(False, help='output projections start at zero')
     logit_cap: float = knob(0.0, 0, 1000, help='soft cap of the logits, cap * tanh(logits / cap). 0: off')
     tied: bool = knob(True, help='the output layer shares the token embedding')
+    x0_mix: bool = knob(False, help="each block's input mixes in the first embedding, with learned weights")
     # optimisation
     batch_size: int = knob(16, 1, 1 << 16, help='sequences per optimizer step, in all processes together')
     micro_batch_size: int = knob(0, 0, 1 << 16, help='the most sequences one process computes at once. 0: no limit')

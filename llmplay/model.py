@@ -32,6 +32,7 @@ class GPTConfig:
     zero_init: bool = False  # output projections start at zero: every block starts as the identity
     logit_cap: float = 0.0  # logits squashed smoothly into (-cap, cap) by cap * tanh(logits / cap). 0: off
     tied: bool = True  # the output layer shares the token embedding's matrix
+    x0_mix: bool = False  # each block's input a learned mix of the stream and the first embedding (nanochat's x0)
 
 # %% ../nbs/03_model.ipynb #4e6f305e
 class KVCache:
@@ -159,6 +160,9 @@ class GPTModel(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        if config.x0_mix:  # per block, learned: the weight of the stream (1 at first) and of the embedding (0.1)
+            self.resid_lambdas = nn.Parameter(torch.ones(config.n_layer))
+            self.x0_lambdas = nn.Parameter(torch.full((config.n_layer,), 0.1))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tied: self.lm_head.weight = self.wte.weight  # weight tying
         self.apply(self._init_weights)
@@ -189,8 +193,8 @@ class GPTModel(nn.Module):
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None: x = x + self.wpe.weight[start:start + T]
         rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if self.config.rope else None
-        x = self.drop(x)
-        for block in self.blocks: x = block(x, cache, rope)
+        x = x0 = self.drop(x)
+        for i, block in enumerate(self.blocks): x = block(self.mix(i, x, x0), cache, rope)
         if cache is not None: cache.pos += T
         x = self.ln_f(x)
         if targets is None: return self.head(x[:, -1:]), None
@@ -203,9 +207,15 @@ class GPTModel(nn.Module):
         x = self.wte.forward(idx)  # (B, 1, C)
         if self.wpe is not None: x = x + self.wpe.weight[p]
         rope = (self.rope_cos[p:p + 1], self.rope_sin[p:p + 1]) if self.config.rope else None
-        for block in self.blocks: x = block.forward(x, cache, rope)
+        x0 = x
+        for i, block in enumerate(self.blocks): x = block.forward(self.mix(i, x, x0), cache, rope)
         cache.pos += 1
         return self.head(self.ln_f.forward(x[:, 0]))  # (B, V)
+
+    def mix(self, i: int, x, x0):
+        "Block `i`'s input: the residual stream `x`, or with `x0_mix` a learned mix of it and the embedding `x0`."
+        if not self.config.x0_mix: return x
+        return self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
 
     def head(self, x):
         "Logits from the final normalised vectors `x` (..., C): the output layer, then the soft cap if any."
