@@ -18,15 +18,16 @@ from .generation import SamplingSettings
 from .workspace import Workspace, read_json, sha256
 
 # %% auto #0
-__all__ = ['MAPPED', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', 'HUB_LICENSES', 'FILES', 'MARKER', 'architecture',
-           'hf_config', 'qkv_per_head', 'hf_weights', 'safetensors_weights', 'spm_model', 'spm_options', 'check_exact',
-           'hf_tokens', 'bpe_merges', 'added_tokens', 'tokenizer_json', 'tokenizer_files', 'generation_config',
-           'model_card', 'export_files', 'marker', 'read_marker', 'export_problem', 'write_export', 'export',
-           'check_export', 'describe_check']
+__all__ = ['MAPPED', 'ACTIVATIONS', 'MODEL_TYPES', 'ROPE_BASE', 'Piece', 'EXACT', 'LICENSES', 'HUB_LICENSES', 'FILES', 'MARKER',
+           'architecture', 'hf_config', 'qkv_per_head', 'hf_weights', 'safetensors_weights', 'spm_model', 'spm_options',
+           'check_exact', 'hf_tokens', 'bpe_merges', 'added_tokens', 'tokenizer_json', 'tokenizer_files',
+           'generation_config', 'model_card', 'export_files', 'marker', 'read_marker', 'export_problem', 'write_export',
+           'export', 'check_export', 'describe_check']
 
 # %% ../nbs/11_export.ipynb #ef9ad106
 MAPPED = ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'dropout', 'bias', 'rope',  # GPTConfig, as known
-          'zero_init')  # (only how the weights start); the other settings export at their defaults only
+          'zero_init', 'mlp')  # (zero_init: only how the weights start); the others export at their defaults only
+ACTIVATIONS = {'gelu': 'gelu', 'relu2': 'relu2'}  # GPTConfig.mlp in the words of transformers' ACT2FN
 MODEL_TYPES = {'GPT2LMHeadModel': 'gpt2', 'GPTNeoXForCausalLM': 'gpt_neox'}  # each architecture's `model_type`
 ROPE_BASE = 10000.0  # model.rope_angles' base, which GPTModel uses
 
@@ -51,12 +52,12 @@ def hf_config(model: GPTModel, tokenizer: Tokenizer) -> dict:
                   dtype='float32', use_cache=True)
     if arch == 'GPT2LMHeadModel':
         return dict(model_type='gpt2', n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
-                    n_inner=4 * c.n_embd, activation_function='gelu', layer_norm_epsilon=eps.pop(),
+                    n_inner=4 * c.n_embd, activation_function=ACTIVATIONS[c.mlp], layer_norm_epsilon=eps.pop(),
                     scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False, reorder_and_upcast_attn=False,
                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
     return dict(model_type='gpt_neox', max_position_embeddings=c.block_size, hidden_size=c.n_embd,
                 num_hidden_layers=c.n_layer, num_attention_heads=c.n_head, intermediate_size=4 * c.n_embd,
-                hidden_act='gelu', use_parallel_residual=False, rotary_pct=1.0, rotary_emb_base=ROPE_BASE,
+                hidden_act=ACTIVATIONS[c.mlp], use_parallel_residual=False, rotary_pct=1.0, rotary_emb_base=ROPE_BASE,
                 attention_bias=True, layer_norm_eps=eps.pop(), attention_dropout=0.0, hidden_dropout=0.0,
                 **common)  # attention_bias: its MLP and norms have biases anyway; zeros everywhere keep one layout
 

@@ -12,7 +12,7 @@ import pytest
 from llmplay import pipeline
 from llmplay.config import make_config
 from llmplay.hardware import Hardware
-from llmplay.recipe import fit_recipe, rung_of
+from llmplay.recipe import LADDER, fit_recipe
 from llmplay.tokenizer import Tokenizer
 from llmplay.training import step_seconds, train
 from llmplay.workspace import Workspace
@@ -52,9 +52,7 @@ def test_busy_probe_is_refitted(tmp_path):
     check = [t for t in said if t.startswith('the start-up probe timed')]
     assert check, f'no check of the probe against the run: {said}'
     final = next((t for t in said if t.startswith('re-fitted recipe')), fitted)
-    rung = next(i for i, r in enumerate(['{} layers, {} heads, width {}'.format(*r[:3]) for r in LADDER_]) if r in final)
+    rung = next(i for i, r in enumerate(LADDER) if '{} layers, {} heads, width {},'.format(*r[:3]) in final)
     assert abs(rung - why['rung']) <= 1, (why['shape'], fitted, check, final)
     print(f"quiet probe: {why['shape']}; busy probe: {fitted}; {check[0]}; final: {final}")
 
-
-from llmplay.recipe import LADDER as LADDER_  # noqa: E402

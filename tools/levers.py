@@ -27,6 +27,7 @@ def parse_args(argv=None):
     p.add_argument('--jobs', type=int, help='runs at once (default: the cores / threads)')
     p.add_argument('--rung', type=json.loads, default=RUNG, help='the shape and recipe, as JSON')
     p.add_argument('--precision', default='fp32')
+    p.add_argument('--steps', type=int, help='train every arm this many steps (no timing: a batch added to an earlier)')
     p.add_argument('--log', default='levers.jsonl')
     return p.parse_args(argv)
 
@@ -42,9 +43,10 @@ def main(argv=None):
     from llmplay.bench import in_subprocess, quality_run, quiet_step_seconds, machine_facts
     arms = dict(arm(n) for n in a.levers)
     base = {**a.rung, 'precision': a.precision}
-    step_s = {n: in_subprocess(quiet_step_seconds, candidate={**base, **s}, steps=10)
+    if a.steps: step_s = {n: a.budget * 0.95 / a.steps for n in arms}
+    else: step_s = {n: in_subprocess(quiet_step_seconds, candidate={**base, **s}, steps=10)
               for n, s in arms.items() if set(s) & TIMED}
-    if any(not set(s) & TIMED for s in arms.values()):  # the same work as the baseline: the same steps
+    if not a.steps and any(not set(s) & TIMED for s in arms.values()):  # the same work as the baseline: the same steps
         base_s = in_subprocess(quiet_step_seconds, candidate=base, steps=10)
         step_s |= {n: base_s for n, s in arms.items() if not set(s) & TIMED}
     facts = in_subprocess(machine_facts)
@@ -53,7 +55,7 @@ def main(argv=None):
 
     def run(job):
         n, seed = job
-        steps = int(a.budget * 0.95 / step_s[n])  # ~5% of a real run goes to evaluations
+        steps = a.steps or int(a.budget * 0.95 / step_s[n])  # ~5% of a real run goes to evaluations
         cfg = {**base, **arms[n], 'seed': seed, 'time_budget': None, 'max_steps': steps,
                'warmup_steps': max(10, steps // 20), 'eval_interval': max(1, steps // 10)}
         row = in_subprocess(quality_run, text_file=a.text_file, preset='small', **cfg)
