@@ -236,8 +236,8 @@ def held_out_workspace(root, text: str, vocab_size: int | None = None,
     train_docs = len(_documents(train_text.encode()))  # each document's tokens end with eos
     n_val = len(tokens) - 1 - np.flatnonzero(tokens == Tokenizer.load(ws).eos_id)[train_docs - 1]
     if n_val < MIN_VAL_TOKENS:  # training would hold out that many, some of them from the training text
-        raise ValueError(f"the last 10% of the text is {n_val:,} tokens, fewer than the {MIN_VAL_TOKENS:,} a validation "
-                         "figure takes: give a longer text (100 KB or more)")
+        raise ValueError(f"the last 10% of the text is {n_val:,} tokens, fewer than the {MIN_VAL_TOKENS:,} a "
+                         "validation figure takes: give a longer text (100 KB or more)")
     return ws, val_text, float((n_val + 0.5) / len(tokens))
 
 RECIPE = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'min_lr', 'weight_decay', 'dropout', 'rope')

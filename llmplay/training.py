@@ -647,10 +647,11 @@ def check_fit(run: Run) -> Run:
     asked = replace(run.cfg, fit=run.cfg.fitted, fitted=(), time_budget=run.cfg.time_budget - spent)
     cfg, recipe = fit_recipe(asked, run.data.tokenizer.vocab_size, run.hw, retimed(r['step_seconds'], scale),
                              run.events, 're-fitted')
+    same = recipe['rung'] == r['rung']
     run.events.message(f"the start-up probe timed {r['tokens_per_s']:,.0f} tokens/s, the run trains at "
-                       f"{r['real_tokens_per_s']:,.0f}: " + ("the same shape fits; going on" if recipe['rung'] == r['rung']
+                       f"{r['real_tokens_per_s']:,.0f}: " + ("the same shape fits; going on" if same
                                                             else f"starting again with {recipe['shape']}"))
-    if recipe['rung'] == r['rung']: return run
+    if same: return run
     run.close()
     new = Run(run.ws, cfg, run.data, run.events, run.world)
     new.recipe = {**recipe, 'probe': r}  # what the start-up probe said, beside what the run found
