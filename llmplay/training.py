@@ -430,7 +430,7 @@ class Run:
     def fit_check_due(self) -> bool:
         "Whether a freshly fitted run has trained long enough (`FIT_CHECK` of its budget) to check its probe."
         r = self.recipe
-        return (r is not None and not {'real_tokens_per_s', 'probe'} & set(r) and self.processes == 1
+        return (r is not None and 'real_tokens_per_s' not in r and 'probe' not in r and self.processes == 1
                 and not self.cfg.compile and self.state.step >= 5  # (a compiled run's first steps compile)
                 and self.elapsed() >= FIT_CHECK * self.cfg.time_budget)
 
@@ -528,8 +528,8 @@ class Run:
         self.checkpoint()
         if not self.main: return
         n, evals = self.model.num_params(), [r for r in read_train_log(self.ws) if r.get('val_bpb') is not None]
-        speed = self.trained_steps * self.tokens_per_step / self.train_time if self.train_time else None
-        self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': n, 'tokens_per_s': speed,
+        self.report = {'steps': s.step, 'tokens': s.tokens, 'seconds': s.elapsed, 'n_params': n,
+                       'tokens_per_s': self.speed(),
                        'tokens_per_param': s.tokens / n, 'best_step': s.best_step, 'best_val_bpb': s.best_val_bpb,
                        'baselines': baselines, 'hardware': self.hw.describe(), 'recipe': self.recipe,
                        'processes': self.processes}
@@ -539,15 +539,18 @@ class Run:
         if best is None or best.run_id != s.run_id: best = self.snapshot().model_file()  # the best went missing
         save_model(self.ws, replace(best, run_finished=True, report=self.report))
 
+    def speed(self) -> float | None:
+        "Training tokens per second of the steps logged so far (evaluations and checkpoints not counted)."
+        return self.trained_steps * self.tokens_per_step / self.train_time if self.train_time else None
+
     def summary(self) -> dict:
         "What `train` returns: how far the run got, its figures and speed, and where its files are."
         s, ph = self.state, self.state.phase
-        speed = self.trained_steps * self.tokens_per_step / self.train_time if self.train_time else None
         return {'step': s.step, 'start_step': self.start_step,
                 'stopped': 'max_steps' if s.step >= ph['max_steps'] else 'time_budget',
                 'val_loss': s.val_loss, 'val_bpb': s.val_bpb, 'best_val_loss': s.best_val_loss,
                 'best_val_bpb': s.best_val_bpb, 'best_step': s.best_step,
-                'tokens_per_s': speed, 'elapsed': s.elapsed, 'run_seconds': time.perf_counter() - self.t_start,
+                'tokens_per_s': self.speed(), 'elapsed': s.elapsed, 'run_seconds': time.perf_counter() - self.t_start,
                 'n_params': self.model.num_params(), 'device': self.hw.device, 'precision': self.hw.precision,
                 'processes': self.processes, 'report': self.report,
                 'paths': {'model': str(self.ws.model), 'checkpoint': str(self.ws.checkpoint(s.step)),
