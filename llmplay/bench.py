@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .workspace import DOC_SEP, Workspace, atomic_write
-from .model import GPTConfig, GPTModel
+from .model import GPTConfig, GPTModel, Decoder
+from .generation import SamplingSettings, sampling_probs
 from .hardware import Hardware, cpu_has_fast_bf16, for_inference, pick_precision
 from .tokenizer import Tokenizer, _documents, load_tokens, tokenize_corpus, train_tokenizer
 from .config import make_config, parse_set
@@ -27,9 +28,9 @@ from . import pipeline
 # %% auto #0
 __all__ = ['SHAPES', 'RECIPE', 'BABY', 'CHARS', 'cpu_name', 'machine_facts', 'load_average', 'interleaved_medians', 'OthersLoad',
            'matmul', 'Shape', 'train_step', 'machine_precisions', 'bench_training', 'peak_rss_mb', 'hf_gpt2',
-           'bench_generation', 'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess', 'quiet_step_seconds',
-           'sweep', 'anchor_run', 'bench_processes', 'format_row', 'format_table', 'run_benchmarks', 'parse_args',
-           'main']
+           'bench_generation', 'bench_decoding', 'split_text', 'held_out_workspace', 'quality_run', 'in_subprocess',
+           'quiet_step_seconds', 'sweep', 'anchor_run', 'bench_processes', 'format_row', 'format_table',
+           'run_benchmarks', 'parse_args', 'main']
 
 # %% ../nbs/08_benchmark.ipynb #d7463eb8
 def cpu_name() -> str:
@@ -217,6 +218,35 @@ def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, p
     for r in rows: r.update(peak_rss_mb=peak_rss_mb(), others_load=load.share)
     return rows
 
+# %% ../nbs/08_benchmark.ipynb #bfa83913
+def bench_decoding(shape: Shape | str, precision: str = 'auto', repeats: int = 20,
+                   prompt_tokens: int | None = None) -> dict:
+    "A cached decoding step of `shape` against its matrix products alone, and the first token after a prompt, in ms."
+    shape = Shape.parse(shape)
+    torch.manual_seed(0)
+    model = for_inference(shape.model().eval(), precision)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    xs = [torch.randn(1, 1, m.in_features, dtype=m.weight.dtype) for m in linears]
+    prompt = torch.randint(shape.vocab_size, (1, prompt_tokens or shape.block_size // 2))
+    cache, one, n = model.new_cache(1), torch.zeros(1, 1, dtype=torch.long), 20  # n steps per timing
+    def steps():
+        for _ in range(n): cache.pos = prompt.size(1); model.step(one, cache)
+    def products():
+        for _ in range(n): [m(x) for m, x in zip(linears, xs)]
+    def first_token():
+        decoder = Decoder(model, prompt)
+        return torch.multinomial(sampling_probs(decoder.logits()[0], prompt[0], SamplingSettings()), 1)
+    with torch.inference_mode(), OthersLoad() as load:
+        model(prompt, cache=cache)
+        t = interleaved_medians({'step': steps, 'products': products, 'first': first_token}, repeats)
+    weights = sum(m.weight.numel() * m.weight.element_size() for m in linears)  # the tied head counted as read
+    dtype = 'bf16' if model.wte.weight.dtype == torch.bfloat16 else 'fp32'
+    return {'bench': 'decode', 'shape': str(shape).rsplit('/', 1)[0], 'precision': dtype,
+            'threads': torch.get_num_threads(), 'step_ms': t['step'] / n * 1e3, 'products_ms': t['products'] / n * 1e3,
+            'products_share': t['products'] / t['step'], 'weights_mb': weights / 1e6,
+            'gb_per_s': weights * n / t['products'] / 1e9, 'prompt_tokens': prompt.size(1),
+            'first_token_ms': t['first'] * 1e3, 'others_load': load.share}
+
 # %% ../nbs/08_benchmark.ipynb #3dcb8751
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     "The first `train_fraction` of the characters of `text`, and the rest."
@@ -301,7 +331,8 @@ def sweep(text_file, candidates: list[dict], time_budget: float, log=None, prese
 
 # %% ../nbs/08_benchmark.ipynb #556a6b56
 BABY = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100,
-            weight_decay=0.1, betas=(0.9, 0.99), rope=False, dropout=0.0, precision='fp32')  # nanoGPT's CPU baby
+            weight_decay=0.1, betas=(0.9, 0.99), rope=False, dropout=0.0, precision='fp32', mlp='gelu', cooldown=0.0,
+            max_steps=10**9)  # nanoGPT's CPU baby: GELU, a cosine, and (here) the clock, not 2,000 steps, stops it
 CHARS = dict(model_type='char', hard_vocab_limit=False)  # a piece per character (and the 256 bytes, for the rest)
 
 def anchor_run(text_file, time_budget: float = 300, **budget) -> dict:
@@ -335,6 +366,11 @@ def format_row(r: dict) -> tuple[str, str, str]:
         return (f"{who} {r['shape']} {r['precision']}, {r['new_tokens']} tokens, {cache}",
                 f"{r['tokens_per_s']:,.0f} tokens/s{vs}",
                 f"same greedy tokens cached/uncached; peak RSS {r['peak_rss_mb']:,.0f} MB{_others(r)}")
+    if r['bench'] == 'decode':
+        return (f"a cached decoding step {r['shape']} {r['precision']}, {r['threads']} thread(s)",
+                f"{r['step_ms']:.2f} ms; first token after {r['prompt_tokens']} tokens {r['first_token_ms']:.0f} ms",
+                f"the matrix products alone {r['products_ms']:.2f} ms ({r['products_share']:.0%}): "
+                f"{r['weights_mb']:.1f} MB of weights at {r['gb_per_s']:.1f} GB/s{_others(r)}")
     if r['bench'] == 'processes':
         procs = f"{r['nproc']} process{'es' if r['nproc'] > 1 else ''}"
         return (f"train {r['preset']} in {procs} x {r['threads']} thread(s)",
@@ -375,6 +411,7 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
                          '--gen-repeats', a.gen_repeats, '--gen-precision', a.gen_precision)
         rows += [r | {'command': again} for r in in_subprocess(bench_generation, shape=a.gen_shape, lengths=lengths,
                                                                 repeats=a.gen_repeats, precision=a.gen_precision)]
+        rows.append(in_subprocess(bench_decoding, shape=a.gen_shape, precision=a.gen_precision) | {'command': again})
     if 'quality' in only and a.text_file:
         overrides = parse_set(a.set)
         if a.anchor:  # first, in the same session: the figure the others are read against

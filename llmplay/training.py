@@ -621,7 +621,7 @@ def plan_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume:
     recipe = None
     if cfg.fit:  # the fitted recipe: timed on this machine, now
         hw = Hardware.pick(cfg.device, cfg.precision)
-        cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, hw, step_seconds, events)
+        cfg, recipe = fit_recipe(cfg, data.tokenizer.vocab_size, hw, step_seconds, events, 'fitted', len(data.train))
     return cfg, found, recipe
 
 def start_run(ws: Workspace, cfg: TrainConfig | None, data: TrainingData, resume: bool, more: float | None,
@@ -649,7 +649,7 @@ def check_fit(run: Run) -> Run:
     if scale is None: return run
     asked = replace(run.cfg, fit=run.cfg.fitted, fitted=(), time_budget=run.cfg.time_budget - spent)
     cfg, recipe = fit_recipe(asked, run.data.tokenizer.vocab_size, run.hw, retimed(r['step_seconds'], scale),
-                             run.events, 're-fitted')
+                             run.events, 're-fitted', len(run.data.train))
     same = recipe['rung'] == r['rung']
     run.events.message(f"the start-up probe timed {r['tokens_per_s']:,.0f} tokens/s, the run trains at "
                        f"{r['real_tokens_per_s']:,.0f}: " + ("the same shape fits; going on" if same
