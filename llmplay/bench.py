@@ -219,9 +219,9 @@ def bench_generation(shape: Shape | str, lengths=(256, 512), repeats: int = 3, p
     return rows
 
 # %% ../nbs/08_benchmark.ipynb #bfa83913
-def bench_decoding(shape: Shape | str, precision: str = 'auto', repeats: int = 20,
-                   prompt_tokens: int | None = None) -> dict:
-    "A cached decoding step of `shape` against its matrix products alone, and the first token after a prompt, in ms."
+def bench_decoding(shape: Shape | str, precision: str = 'auto', repeats: int = 20, prompt_tokens: int | None = None,
+                   compile: bool = False) -> dict:
+    "A cached decoding step of `shape` against its matrix products alone (and compiled), the first token, in ms."
     shape = Shape.parse(shape)
     torch.manual_seed(0)
     model = for_inference(shape.model().eval(), precision)
@@ -229,8 +229,8 @@ def bench_decoding(shape: Shape | str, precision: str = 'auto', repeats: int = 2
     xs = [torch.randn(1, 1, m.in_features, dtype=m.weight.dtype) for m in linears]
     prompt = torch.randint(shape.vocab_size, (1, prompt_tokens or shape.block_size // 2))
     cache, one, n = model.new_cache(1), torch.zeros(1, 1, dtype=torch.long), 20  # n steps per timing
-    def steps():
-        for _ in range(n): cache.pos = prompt.size(1); model.step(one, cache)
+    def steps(step=model.step):
+        for _ in range(n): cache.pos = prompt.size(1); step(one, cache)
     def products():
         for _ in range(n): [m(x) for m, x in zip(linears, xs)]
     def first_token():
@@ -238,14 +238,21 @@ def bench_decoding(shape: Shape | str, precision: str = 'auto', repeats: int = 2
         return torch.multinomial(sampling_probs(decoder.logits()[0], prompt[0], SamplingSettings()), 1)
     with torch.inference_mode(), OthersLoad() as load:
         model(prompt, cache=cache)
-        t = interleaved_medians({'step': steps, 'products': products, 'first': first_token}, repeats)
+        fns, t0 = {'step': steps, 'products': products, 'first': first_token}, time.perf_counter()
+        if compile:  # one graph for every cache length (dynamic), compiled on its first calls
+            compiled = torch.compile(model.step, dynamic=True)
+            for pos in (1, 2): cache.pos = pos; compiled(one, cache)
+            fns['compiled'] = lambda: steps(compiled)
+        compile_s = time.perf_counter() - t0
+        t = interleaved_medians(fns, repeats)
     weights = sum(m.weight.numel() * m.weight.element_size() for m in linears)  # the tied head counted as read
     dtype = 'bf16' if model.wte.weight.dtype == torch.bfloat16 else 'fp32'
     return {'bench': 'decode', 'shape': str(shape).rsplit('/', 1)[0], 'precision': dtype,
             'threads': torch.get_num_threads(), 'step_ms': t['step'] / n * 1e3, 'products_ms': t['products'] / n * 1e3,
             'products_share': t['products'] / t['step'], 'weights_mb': weights / 1e6,
             'gb_per_s': weights * n / t['products'] / 1e9, 'prompt_tokens': prompt.size(1),
-            'first_token_ms': t['first'] * 1e3, 'others_load': load.share}
+            'first_token_ms': t['first'] * 1e3, 'others_load': load.share,
+            **({'compiled_step_ms': t['compiled'] / n * 1e3, 'compile_s': compile_s} if compile else {})}
 
 # %% ../nbs/08_benchmark.ipynb #3dcb8751
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
@@ -368,9 +375,11 @@ def format_row(r: dict) -> tuple[str, str, str]:
                 f"same greedy tokens cached/uncached; peak RSS {r['peak_rss_mb']:,.0f} MB{_others(r)}")
     if r['bench'] == 'decode':
         return (f"a cached decoding step {r['shape']} {r['precision']}, {r['threads']} thread(s)",
-                f"{r['step_ms']:.2f} ms; first token after {r['prompt_tokens']} tokens {r['first_token_ms']:.0f} ms",
+                f"{r['step_ms']:.2f} ms; first token after {r['prompt_tokens']} tokens {r['first_token_ms']:.1f} ms",
                 f"the matrix products alone {r['products_ms']:.2f} ms ({r['products_share']:.0%}): "
-                f"{r['weights_mb']:.1f} MB of weights at {r['gb_per_s']:.1f} GB/s{_others(r)}")
+                f"{r['weights_mb']:.1f} MB of weights at {r['gb_per_s']:.1f} GB/s" + (
+                    f"; compiled {r['compiled_step_ms']:.2f} ms (compiling took {r['compile_s']:.0f} s)"
+                    if 'compiled_step_ms' in r else '') + _others(r))
     if r['bench'] == 'processes':
         procs = f"{r['nproc']} process{'es' if r['nproc'] > 1 else ''}"
         return (f"train {r['preset']} in {procs} x {r['threads']} thread(s)",
@@ -411,7 +420,8 @@ def run_benchmarks(a: argparse.Namespace) -> list[dict]:
                          '--gen-repeats', a.gen_repeats, '--gen-precision', a.gen_precision)
         rows += [r | {'command': again} for r in in_subprocess(bench_generation, shape=a.gen_shape, lengths=lengths,
                                                                 repeats=a.gen_repeats, precision=a.gen_precision)]
-        rows.append(in_subprocess(bench_decoding, shape=a.gen_shape, precision=a.gen_precision) | {'command': again})
+        rows.append(in_subprocess(bench_decoding, shape=a.gen_shape, precision=a.gen_precision, compile=a.compile)
+                    | {'command': again + (' --compile' if a.compile else '')})
     if 'quality' in only and a.text_file:
         overrides = parse_set(a.set)
         if a.anchor:  # first, in the same session: the figure the others are read against
@@ -444,7 +454,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        'bf16 where the CPU has bf16 hardware)')
     p.add_argument('--repeats', type=int, default=10, help='timed training steps per precision (median)')
     p.add_argument('--compile', action='store_true',
-                   help='also time the training steps under torch.compile (needs a C++ compiler)')
+                   help='also time the training steps and the decoding step under torch.compile (needs a C++ compiler)')
     p.add_argument('--gen-shape', default='shakespeare_char', help='generation shape: a name or L/H/C/T')
     p.add_argument('--gen-tokens', default='256,512', help='numbers of new tokens (comma-separated)')
     p.add_argument('--gen-repeats', type=int, default=3, help='timed generations per case (median)')
