@@ -35,7 +35,7 @@ setuptools.setup(
     python_requires='>=' + cfg['min_python'],
     packages=setuptools.find_packages(include=['llmplay', 'llmplay.*']),
     include_package_data=True,
-    package_data={'llmplay': ['*.py', '*.css']},  # chat.css: the chat's stylesheet
+    package_data={'llmplay': ['*.py', '*.css', 'data/*.xz', 'data/*.md']},  # chat.css; the recorded Wikipedia
     install_requires=reqs('requirements'),
     extras_require={
         'playground': playground,          # streamlit chat, ipywidgets sampler, plots

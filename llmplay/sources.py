@@ -7,16 +7,18 @@ from __future__ import annotations
 import ast, codecs, numbers, os, re, shlex, sys, sysconfig, unicodedata, warnings
 from dataclasses import dataclass, field
 from itertools import islice
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
-from .mediawiki import BATCH, CollectError, MediaWikiAPI, page_url, site_info, wiki_user_agent
+from .mediawiki import BATCH, CollectError, MediaWikiAPI, page_url, replay_session, site_info, wiki_user_agent
 
 # %% auto #0
-__all__ = ['SOURCES', 'DEFAULT', 'WIKIPEDIA_OPTIONS', 'WIKIPEDIA_EXAMPLE', 'NOT_IN_TITLES', 'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE',
-           'Document', 'Request', 'Source', 'register', 'whole_number', 'wikipedia', 'text_files', 'text_encoding',
-           'read_text_file', 'files', 'python_version', 'stdlib_modules', 'module_text', 'sample_corpus', 'python_docs']
+__all__ = ['SOURCES', 'DEFAULT', 'WIKIPEDIA_OPTIONS', 'WIKIPEDIA_EXAMPLE', 'NOT_IN_TITLES', 'RECORDED', 'RECORDED_LICENSE',
+           'SKIP_DIRS', 'DEFS', 'SAMPLE_LICENSE', 'Document', 'Request', 'Source', 'register', 'whole_number',
+           'wikipedia', 'wikipedia_2016', 'text_files', 'text_encoding', 'read_text_file', 'files', 'python_version',
+           'stdlib_modules', 'module_text', 'sample_corpus', 'python_docs']
 
 # %% ../nbs/15_sources.ipynb #4de563e6
 @dataclass(frozen=True)
@@ -157,8 +159,26 @@ def _wikipedia_hint(request: Request) -> str:
     return f'try other titles, a category or a search, e.g. `{request.command(*WIKIPEDIA_EXAMPLE)}`'
 
 register('wikipedia', 'Wikipedia articles as plain text', 'CC BY-SA 4.0, Wikipedia contributors', wikipedia,
-         options=WIKIPEDIA_OPTIONS, markup='wikitext', titled=True, most=500, fallback='sample',
+         options=WIKIPEDIA_OPTIONS, markup='wikitext', titled=True, most=500, fallback='wikipedia2016',
          example=WIKIPEDIA_EXAMPLE, hint=_wikipedia_hint)
+
+# %% ../nbs/15_sources.ipynb #20b21db8
+RECORDED = Path(str(resources.files('llmplay') / 'data' / 'enwiki_2016.json.xz'))  # shipped in the package
+RECORDED_LICENSE = 'CC BY-SA 3.0 and GFDL, Wikipedia contributors (revisions of 2016)'
+
+def wikipedia_2016(request: Request):
+    "The recorded 2016 Wikipedia articles, collected offline through a replay of the API: every article, or `limit`."
+    session = replay_session(RECORDED)
+    titles = session.get_adapter('https://').articles  # every article (not the redirects), by title
+    request.options = {'titles': titles, 'session': session}
+    if request.limit is None: request.limit = len(titles)  # no limit: all of them
+    try: yield from wikipedia(request)
+    finally: request.record.update(license=RECORDED_LICENSE, description=(
+        f'{len(titles)} articles of the English Wikipedia as of spring 2016, recorded in llmplay and collected offline '
+        'through a replay of the MediaWiki Action API, cleaned with mwparserfromhell'))
+
+register('wikipedia2016', "the English Wikipedia's articles as of spring 2016, shipped with llmplay (offline)",
+         RECORDED_LICENSE, wikipedia_2016, markup='wikitext', titled=True)
 
 # %% ../nbs/15_sources.ipynb #ef28546d
 def text_files(paths) -> list[Path]:

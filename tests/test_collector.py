@@ -189,18 +189,20 @@ def closed_port_url():
     return f'http://127.0.0.1:{port}/w/api.php'
 
 
-def test_offline_falls_back_to_sample(ws, capsys):
+def test_offline_falls_back_to_recorded_wikipedia(ws, capsys):
     summary = DataCollector(ws, api_url=closed_port_url()).collect(max_articles=5, progress=False)
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith('Wikipedia is unreachable (127.0.0.1:') and '--source sample' in out[0]
-    assert 'Connection refused' in out[0]
-    assert summary['fallback'] and summary['source'] == 'sample' and summary['bytes'] > 1_000_000
+    assert len(out) == 1 and out[0].startswith('Wikipedia is unreachable (127.0.0.1:')
+    assert 'Connection refused' in out[0] and '--source wikipedia2016' in out[0]
+    assert summary['fallback'] and summary['source'] == 'wikipedia2016' and summary['bytes'] > 1_000_000
     meta = read_json(ws.corpus_meta)
-    assert meta['source'] == 'sample' and 'pydoc topics and standard-library docstrings' in meta['description']
+    assert meta['source'] == 'wikipedia2016' and 'spring 2016' in meta['description']
+    assert meta['license'].startswith('CC BY-SA 3.0') and len(meta['articles']) > 90  # every recorded article
+    assert all(a['url'].startswith('https://en.wikipedia.org/wiki/') for a in meta['articles'])
 
 
 def test_offline_without_fallback_raises(ws):
-    with pytest.raises(WikipediaUnreachable, match=r'unreachable .*llmplay collect --source sample'):
+    with pytest.raises(WikipediaUnreachable, match=r'unreachable .*llmplay collect --source wikipedia2016'):
         DataCollector(ws, api_url=closed_port_url()).collect(fallback=False, progress=False)
     assert not ws.corpus.exists()
 
@@ -465,7 +467,7 @@ def test_corpus_not_utf8_is_refused_not_garbled(ws, tmp_path):
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    ({'source': 'web'}, r"unknown source 'web'.*llmplay collect --source sample"),
+    ({'source': 'web'}, r"unknown source 'web'.*llmplay collect --source wikipedia2016"),
     ({'source': 'files'}, r'the files source needs files or folders: `llmplay collect --source files --files PATH'),
     ({'source': 'files', 'files': ['nowhere.txt']}, r'nowhere.txt does not exist: give --files text files'),
     ({'source': 'files', 'files': ['.'], 'titles': ['A']}, r'--titles is for the wikipedia source, not files.*--source files'),
@@ -552,9 +554,9 @@ def test_signals_held_until_the_writes_are_done():
     assert done == [1]
 
 
-# --- the recorded Wikipedia (nbs/data/enwiki_2016.json.xz) through the collector ---
+# --- the recorded Wikipedia (llmplay/data/enwiki_2016.json.xz) through the collector ---
 
-ARCHIVE = HERE.parent/'nbs/data/enwiki_2016.json.xz'
+ARCHIVE = HERE.parent/'llmplay/data/enwiki_2016.json.xz'
 
 
 @pytest.fixture(scope='module')

@@ -107,6 +107,12 @@ def test_installed_wheel_runs_to_state_3(wheel, tmp_path):
     assert r['heavy'] == [], r
     print(f'import llmplay, llmplay.pipeline (fresh venv): {r["secs"] * 1000:.0f} ms; `llmplay --help`: {t_help:.2f}s')
 
+    recorded = tmp_path/'recorded'  # the offline corpus ships in the wheel
+    sh(bin_dir/'llmplay', 'collect', '--source', 'wikipedia2016', '--max-articles', '3', '--root', recorded, env=env,
+       cwd=tmp_path)
+    meta = json.loads((recorded/'data/raw/corpus_meta.json').read_text())
+    assert len(meta['articles']) == 3 and meta['license'].startswith('CC BY-SA 3.0'), meta
+
     root = tmp_path/'workspace'
     t1 = time.time()
     sh(bin_dir/'llmplay', 'run', '--preset', 'tiny', '--source', 'sample', '--root', root, env=env, cwd=tmp_path)
