@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['DEVICES', 'PRECISIONS', 'cpu_has_fast_bf16', 'pick_device', 'pick_precision', 'autocast', 'Hardware', 'for_inference']
+__all__ = ['DEVICES', 'PRECISIONS', 'SMALL_FOR_BF16', 'cpu_has_fast_bf16', 'pick_device', 'pick_precision', 'autocast',
+           'Hardware', 'for_inference']
 
 # %% ../nbs/09_hardware.ipynb #c2657f53
 DEVICES = ('auto', 'cuda', 'mps', 'cpu')
@@ -67,10 +68,13 @@ class Hardware:
         return f"{self.precision} on a CPU {unit} bf16 hardware, {n} thread{'s' if n > 1 else ''}"
 
 # %% ../nbs/09_hardware.ipynb #dcd5c622
+SMALL_FOR_BF16 = 2_500_000  # parameters: a CPU samples a smaller model faster in fp32 (the benchmark appendix)
+
 def for_inference(model: torch.nn.Module, precision: str = 'auto') -> torch.nn.Module:
     "The model to sample with: a bf16 copy (in eval mode) if `precision` ('auto': the rule) is bf16, else `model`."
     weights = next(model.parameters())
-    precision = pick_precision(precision, weights.device.type)
+    small = weights.device.type == 'cpu' and sum(p.numel() for p in model.parameters()) < SMALL_FOR_BF16
+    precision = pick_precision('fp32' if precision == 'auto' and small else precision, weights.device.type)
     if precision == 'fp32' or weights.dtype == torch.bfloat16: return model
     # one copy per state of the weights: every in-place update (an optimizer step, load_state_dict) bumps a version
     key = (weights.device, tuple(p._version for p in model.parameters()))

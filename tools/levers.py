@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 RUNG = dict(n_layer=3, n_head=4, n_embd=128, block_size=128, batch_size=16, lr=4e-3, weight_decay=0.5)  # LADDER[1]
-LEVERS = {'baseline': {}, 'muon': {'optimizer': 'muon'}, 'wsd': {'cooldown': 0.4}, 'relu2': {'mlp': 'relu2'},
-          'qk_norm': {'qk_norm': True}, 'zero_init': {'zero_init': True}, 'logit_cap': {'logit_cap': 15.0},
-          'untied': {'tied': False}}
+BASELINE = {'mlp': 'gelu', 'cooldown': 0.0}  # before the levers: GPT-2's GELU and a cosine schedule
+LEVERS = {name: {**BASELINE, **lever} for name, lever in {  # each lever alone, on the baseline
+    'baseline': {}, 'muon': {'optimizer': 'muon'}, 'wsd': {'cooldown': 0.4}, 'relu2': {'mlp': 'relu2'},
+    'combined': {'mlp': 'relu2', 'cooldown': 0.4}, 'qk_norm': {'qk_norm': True}, 'zero_init': {'zero_init': True},
+    'logit_cap': {'logit_cap': 15.0}, 'untied': {'tied': False}, 'x0_mix': {'x0_mix': True}}.items()}
 TIMED = {'optimizer', 'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'vocab_size'}  # settings that change
 # the work of a step; the others (qk_norm, relu2, a cap, ...) add little, and timing them apart would add the ~3% noise
 # of a timing to their step counts
@@ -20,7 +22,8 @@ TIMED = {'optimizer', 'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size',
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('text_file')
-    p.add_argument('--levers', nargs='+', default=list(LEVERS), help='names of LEVERS, or name=json settings')
+    p.add_argument('--levers', nargs='+', default=list(LEVERS),
+                   help='LEVERS names (each on the baseline), or name=json (settings on the defaults of TrainConfig)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--budget', type=float, default=300, help='seconds of training each arm is given')
     p.add_argument('--threads', type=int, default=1, help='threads of each run')
