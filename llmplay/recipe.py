@@ -4,15 +4,15 @@
 
 # %% ../nbs/14_recipe.ipynb #7d6b5854
 from __future__ import annotations
-import math, time
+import time
 from dataclasses import replace
 
 from .events import Events
 from .hardware import Hardware
 
 # %% auto #0
-__all__ = ['FIT', 'LADDER', 'TOKENS_PER_PARAM', 'REPEAT_WORTH', 'FIT_CHECK', 'REFIT_TOLERANCE', 'fresh_tokens', 'count_params',
-           'flops_per_token', 'with_shape', 'step_work', 'fit_recipe', 'rung_of', 'retimed', 'misfit']
+__all__ = ['FIT', 'LADDER', 'TOKENS_PER_PARAM', 'FIT_CHECK', 'REFIT_TOLERANCE', 'count_params', 'flops_per_token', 'with_shape',
+           'step_work', 'fit_recipe', 'rung_of', 'retimed', 'misfit']
 
 # %% ../nbs/14_recipe.ipynb #939f6f74
 FIT = ('n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'lr', 'weight_decay', 'warmup_steps', 'eval_steps')
@@ -20,14 +20,7 @@ LADDER = (  # model shapes from small to large: n_layer, n_head, n_embd, block_s
     (2, 2, 96, 64, 32, 4e-3, 0.5), (3, 4, 128, 128, 16, 4e-3, 0.5), (4, 3, 192, 128, 16, 2e-3, 2.0),
     (4, 4, 256, 128, 16, 2e-3, 2.0), (4, 5, 320, 256, 16, 2e-3, 2.0), (4, 4, 384, 256, 16, 2e-3, 2.0),
     (6, 8, 512, 256, 16, 1e-3, 2.0), (8, 8, 640, 512, 16, 8e-4, 2.0), (12, 12, 768, 1024, 16, 6e-4, 2.0))
-TOKENS_PER_PARAM = 1.0  # the rule: the largest shape whose budget is worth this many new tokens per parameter or more
-REPEAT_WORTH = 15.4  # a corpus repeated many times is worth at most this many times more (Muennighoff et al., 2023)
-
-def fresh_tokens(tokens: float, corpus_tokens: int | None = None) -> float:
-    "What training on `tokens` of a corpus of `corpus_tokens` is worth in new tokens: each repeat is worth less."
-    if not corpus_tokens or tokens <= corpus_tokens: return tokens
-    repeats = tokens / corpus_tokens - 1  # the epochs after the first
-    return corpus_tokens * (1 + REPEAT_WORTH * (1 - math.exp(-repeats / REPEAT_WORTH)))
+TOKENS_PER_PARAM = 1.5  # the rule: the largest shape that sees at least this many tokens per parameter in the budget
 
 def count_params(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 0) -> int:
     "Parameters of a GPT of that shape (bias-free, weight-tied; `block_size` adds learned positions)."
@@ -52,13 +45,12 @@ def step_work(cfg, vocab_size: int) -> float:
 
 def fit_recipe(cfg, vocab_size: int, hw: Hardware, step_seconds, on_event=None, verb: str = 'fitted',
                corpus_tokens: int | None = None) -> tuple:
-    "`cfg` with its `fit` settings chosen for its budget, this machine's speed and the corpus's size; and why."
+    "`cfg` with its `fit` settings chosen for its budget from this machine's speed (`step_seconds(cfg, V, hw)`); why."
     budget, t0, timed = cfg.time_budget * 0.95, time.perf_counter(), {}  # ~5% of the budget goes to evaluations
     rung = lambda i: with_shape(cfg, LADDER[i])
     def tokens_per_param(i, seconds):
         c = rung(i)
-        tokens = budget / seconds * c.batch_size * c.block_size
-        return fresh_tokens(tokens, corpus_tokens) / count_params(c.n_layer, c.n_embd, vocab_size)
+        return budget / seconds * c.batch_size * c.block_size / count_params(c.n_layer, c.n_embd, vocab_size)
     def guess(i):  # rung i's step time from the largest timed rung's: in proportion to the work of a step
         j = max(timed)
         return timed[j] * step_work(rung(i), vocab_size) / step_work(rung(j), vocab_size)
@@ -79,10 +71,8 @@ def fit_recipe(cfg, vocab_size: int, hw: Hardware, step_seconds, on_event=None, 
     why = {'hardware': hw.describe(), 'tokens_per_s': tokens / budget, 'probe_seconds': time.perf_counter() - t0,
            'n_params': n, 'tokens': tokens, 'tokens_per_param': tokens / n, 'steps': steps, 'shape': shape,
            'rung': chosen, 'step_seconds': [timed[i] for i in sorted(timed)],
-           'epochs': tokens / corpus_tokens if corpus_tokens else None,
-           'fresh_tokens_per_param': fresh_tokens(tokens, corpus_tokens) / n}
-    repeats = (f", {why['epochs']:.1f} epochs of the corpus: worth {why['fresh_tokens_per_param']:.1f} new tokens per "
-               "parameter" if (why['epochs'] or 0) > 1 else '')
+           'epochs': tokens / corpus_tokens if corpus_tokens else None}  # passes over the corpus (`corpus_tokens`)
+    repeats = f", {why['epochs']:.1f} epochs of the corpus" if (why['epochs'] or 0) > 1 else ''
     Events(on_event, 'train').say(
         f"{verb} recipe: {why['hardware']}, ~{why['tokens_per_s']:,.0f} tokens/s -> {why['shape']}, batch "
         f"{fitted.batch_size}, lr {fitted.lr:g}, weight decay {fitted.weight_decay:g} ({n / 1e6:.2f}M parameters, "
